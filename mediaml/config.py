@@ -1,0 +1,41 @@
+"""Config helpers: OmegaConf resolvers and flattening for tracking params."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def register_resolvers() -> None:
+    """`${mediaml.root:}` is the checkout's root; `${mediaml.abspath:p}` makes p absolute (relative to the cwd)."""
+    if not OmegaConf.has_resolver("mediaml.root"):
+        OmegaConf.register_new_resolver("mediaml.root", lambda: str(PROJECT_ROOT))
+    if not OmegaConf.has_resolver("mediaml.abspath"):
+        OmegaConf.register_new_resolver("mediaml.abspath", lambda p: str(Path(p).expanduser().resolve()))
+
+
+def flatten(cfg: DictConfig | ListConfig | dict | list, prefix: str = "") -> dict[str, Any]:
+    """Flatten a resolved config to dotted keys: {"model.n_estimators": 100, ...}.
+
+    Lists of scalars stay one value (as MLflow shows them best); lists of mappings get indices.
+    """
+    container = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, (DictConfig, ListConfig)) else cfg
+    out: dict[str, Any] = {}
+
+    def walk(node: Any, key: str) -> None:
+        if isinstance(node, dict):
+            if not node and key:
+                out[key] = "{}"
+            for k, v in node.items():
+                walk(v, f"{key}.{k}" if key else str(k))
+        elif isinstance(node, list) and any(isinstance(v, (dict, list)) for v in node):
+            for i, v in enumerate(node):
+                walk(v, f"{key}.{i}")
+        else:
+            out[key] = node
+
+    walk(container, prefix)
+    return out

@@ -1,0 +1,66 @@
+"""The spine of every run: seed, check inputs, open the tracked run, run the task, return the objective.
+
+Nothing here knows which task it runs: the task is the class named by `task._target_`.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import random
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+from hydra.utils import get_class
+from omegaconf import DictConfig
+
+from mediaml.tasks.base import Task
+from mediaml.tracking.run import hydra_info, tracked_run
+
+log = logging.getLogger(__name__)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and (only if a task has already imported it) torch."""
+    os.environ["PYTHONHASHSEED"] = str(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    if "torch" in sys.modules:
+        import torch
+
+        torch.manual_seed(seed)
+
+
+def output_dir_for(cfg: DictConfig) -> Path:
+    """Hydra's job folder, or a fresh folder under outputs/ when called outside Hydra."""
+    out = hydra_info().get("output_dir")
+    if not out:
+        stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S-%f")
+        out = Path(cfg.paths.output_root) / cfg.task.name / "runs" / stamp
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def build_task(cfg: DictConfig) -> Task:
+    cls = get_class(cfg.task._target_)
+    if not (isinstance(cls, type) and issubclass(cls, Task)):
+        raise TypeError(f"task._target_={cfg.task._target_!r} is not a mediaml.tasks.base.Task subclass")
+    return cls(cfg)
+
+
+def run(cfg: DictConfig) -> float:
+    """Run one job and return its objective value (`task.objective.metric`) for sweepers."""
+    seed_everything(int(cfg.seed))
+    task = build_task(cfg)
+    task.check_inputs()  # missing files stop the run here, before any work or tracking
+    with tracked_run(cfg, output_dir_for(cfg)) as tracker:
+        metrics = task.run(tracker)
+    metric = cfg.task.objective.metric
+    if metric not in metrics:
+        raise KeyError(f"task {cfg.task.name!r} did not report its objective metric {metric!r}; "
+                       f"it reported {sorted(metrics)}")
+    value = float(metrics[metric])
+    log.info("objective %s = %.4f", metric, value)
+    return value

@@ -1,0 +1,162 @@
+"""The lifecycle of one tracked run: open it, tag it, log the config, close it with the right status.
+
+FINISHED when the task returns, FAILED (with the traceback as an artifact) when it raises,
+KILLED on Ctrl-C or SIGTERM. Nothing is left RUNNING by anything short of SIGKILL.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import shlex
+import signal
+import subprocess
+import threading
+import traceback
+from pathlib import Path
+from typing import Iterator
+
+from omegaconf import DictConfig, OmegaConf
+
+from mediaml.config import PROJECT_ROOT, flatten
+from mediaml.tracking.store import ensure_experiment, resolve_tracking_uri
+from mediaml.tracking.tracker import Tracker
+
+log = logging.getLogger(__name__)
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Raised in the main thread on SIGTERM, so a terminated run ends KILLED like Ctrl-C."""
+
+
+@contextlib.contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise RunInterrupted(f"received signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@functools.lru_cache(maxsize=1)
+def git_state() -> tuple[str, bool | None]:
+    """(commit, dirty) of the project checkout; ("unknown", None) outside git."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True,
+                                text=True, timeout=10).stdout.strip()
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=PROJECT_ROOT,
+                                capture_output=True, text=True, timeout=10).stdout.strip()
+        return (commit or "unknown", bool(status) if commit else None)
+    except (OSError, subprocess.SubprocessError):
+        return ("unknown", None)
+
+
+def hydra_info() -> dict:
+    """Choices, overrides, output dir and multirun info of the current Hydra job (empty outside Hydra)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return {}
+    hc = HydraConfig.get()
+    info = {
+        "choices": dict(hc.runtime.choices),
+        "overrides": list(hc.overrides.task),
+        "output_dir": hc.runtime.output_dir,
+        "mode": str(hc.mode).split(".")[-1] if hc.mode is not None else "RUN",
+        "job_num": hc.job.get("num"),
+        "sweep_dir": hc.sweep.dir,
+    }
+    return info
+
+
+def run_tags(cfg: DictConfig, output_dir: Path) -> dict[str, str]:
+    info = hydra_info()
+    choices = info.get("choices", {})
+    model_choice = choices.get("model") or str(cfg.get("model", {}).get("_target_", "none")).rsplit(".", 1)[-1]
+    dataset_choice = choices.get("dataset") or cfg.get("dataset", {}).get("name", "none")
+    commit, dirty = git_state()
+    overrides = info.get("overrides", [])
+    tags = {
+        "mediaml.task": cfg.task.name,
+        "mediaml.model": model_choice,
+        "mediaml.dataset": dataset_choice,
+        "mediaml.seed": cfg.get("seed"),
+        "git.commit": commit,
+        "git.dirty": dirty,
+        "hydra.output_dir": str(output_dir),
+        # The exact command that repeats this job (a sweep job's own overrides included).
+        "command": "python train.py " + " ".join(shlex.quote(o) for o in overrides),
+    }
+    if choices.get("hparams_search"):
+        tags["mediaml.hparams_search"] = choices["hparams_search"]
+    if choices.get("experiment"):
+        tags["mediaml.experiment"] = choices["experiment"]
+    if info.get("mode") == "MULTIRUN":
+        sweep_dir = Path(info["sweep_dir"]).resolve()
+        try:
+            sweep_id = str(sweep_dir.relative_to(Path(cfg.paths.output_root).resolve()))
+        except ValueError:
+            sweep_id = str(sweep_dir)
+        tags.update({"sweep.id": sweep_id, "sweep.dir": str(sweep_dir), "sweep.job_num": info.get("job_num")})
+    return {k: str(v) for k, v in tags.items()}
+
+
+def run_name(tags: dict[str, str]) -> str:
+    name = f"{tags['mediaml.model']}-{tags['mediaml.dataset']}"
+    return f"{name}-#{tags['sweep.job_num']}" if "sweep.job_num" in tags else name
+
+
+@contextlib.contextmanager
+def tracked_run(cfg: DictConfig, output_dir: Path) -> Iterator[Tracker]:
+    """Open the MLflow run for this job (one experiment per task) and yield its Tracker."""
+    output_dir = Path(output_dir)
+    config_yaml = OmegaConf.to_yaml(cfg, resolve=True)
+    if not cfg.logger.enabled:
+        tracker = Tracker(output_dir, None)
+        tracker.log_text(config_yaml, "config/config.yaml")
+        yield tracker
+        return
+
+    import mlflow
+
+    uri = resolve_tracking_uri(cfg.logger.tracking_uri, cfg.logger.store_dir)
+    mlflow.set_tracking_uri(uri)
+    experiment_id = ensure_experiment(uri, cfg.logger.store_dir, cfg.logger.experiment_name)
+    tags = run_tags(cfg, output_dir)
+    run = mlflow.start_run(experiment_id=experiment_id, run_name=cfg.logger.run_name or run_name(tags), tags=tags)
+    tracker = Tracker(output_dir, run.info.run_id)
+    log.info("MLflow run %s in experiment %r at %s", run.info.run_id, cfg.logger.experiment_name, uri)
+    status = "FAILED"
+    try:
+        with _sigterm_raises():
+            tracker.log_params(flatten(cfg))
+            tracker.log_text(config_yaml, "config/config.yaml")
+            hydra_dir = output_dir / ".hydra"
+            if hydra_dir.is_dir():
+                tracker.log_artifact(hydra_dir, "config/hydra")
+            yield tracker
+        status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        _log_traceback(tracker)
+        raise
+    except BaseException:
+        _log_traceback(tracker)
+        raise
+    finally:
+        mlflow.end_run(status=status)
+        log.info("MLflow run %s ended %s", run.info.run_id, status)
+
+
+def _log_traceback(tracker: Tracker) -> None:
+    try:
+        tracker.log_text(traceback.format_exc(), "error/traceback.txt")
+    except Exception:  # the store itself may be what failed; never hide the original error
+        log.exception("could not log the traceback")

@@ -1,0 +1,57 @@
+"""Where runs are stored: the project's MLflow store, or MLFLOW_TRACKING_URI.
+
+Why sqlite: MLflow 3 refuses the plain `./mlruns` file store unless MLFLOW_ALLOW_FILE_STORE is
+set, and its default is a sqlite database. We keep one sqlite database per project at
+`mlruns/mlflow.db` (runs, params, metrics, tags: queryable and fast to search in the UI) and put
+artifacts beside it in `mlruns/artifacts/<experiment>/`. A server (`MLFLOW_TRACKING_URI=http://...`)
+replaces both.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from filelock import FileLock
+
+
+def project_store_uri(store_dir: str | Path) -> str:
+    return f"sqlite:///{Path(store_dir).resolve() / 'mlflow.db'}"
+
+
+def resolve_tracking_uri(tracking_uri: str | None, store_dir: str | Path) -> str:
+    """An explicit setting (logger.tracking_uri or MLFLOW_TRACKING_URI) wins over the project store."""
+    return tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or project_store_uri(store_dir)
+
+
+def _lock_for(uri: str, store_dir: str | Path) -> FileLock:
+    if uri.startswith("sqlite:///"):
+        db = Path(uri[len("sqlite:///"):])
+        db.parent.mkdir(parents=True, exist_ok=True)
+        return FileLock(str(db) + ".lock")
+    Path(store_dir).mkdir(parents=True, exist_ok=True)
+    return FileLock(str(Path(store_dir) / ".experiments.lock"))
+
+
+def ensure_experiment(uri: str, store_dir: str | Path, name: str) -> str:
+    """Create the store and the experiment if needed, and return the experiment id.
+
+    Parallel sweep jobs that race to create a new sqlite store (its tables and migrations) or the
+    same experiment fail, so creation is serialised with a file lock beside the database.
+    """
+    from mlflow.tracking import MlflowClient
+
+    with _lock_for(uri, store_dir):
+        client = MlflowClient(tracking_uri=uri)
+        exp = client.get_experiment_by_name(name)
+        if exp is not None:
+            if exp.lifecycle_stage == "deleted":
+                client.restore_experiment(exp.experiment_id)
+            return exp.experiment_id
+        artifact_location = None
+        if uri.startswith("sqlite:///") and uri == project_store_uri(store_dir):
+            artifact_location = (Path(store_dir).resolve() / "artifacts" / name).as_uri()
+        elif uri.startswith("sqlite:///"):
+            # A sqlite store elsewhere (tests, a user's own file): artifacts beside that database.
+            db = Path(uri[len("sqlite:///"):])
+            artifact_location = (db.parent / "artifacts" / name).as_uri()
+        return client.create_experiment(name, artifact_location=artifact_location)

@@ -1,0 +1,214 @@
+"""One tracked run: a Tracker writes every artifact into the run's output folder and, when MLflow
+is on, logs it to the run. Tasks only talk to a Tracker, so `logger=none` runs the same code."""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+# MLflow refuses param values longer than this.
+_MAX_PARAM_LEN = 6000
+
+
+class Tracker:
+    """Log params, metrics, files, figures, tables, confusion matrices and models for one run.
+
+    `run_id` is None when tracking is off (logger=none): files are still written to `output_dir`.
+    """
+
+    def __init__(self, output_dir: str | Path, run_id: str | None = None):
+        self.output_dir = Path(output_dir)
+        self.artifact_dir = self.output_dir / "artifacts"
+        self.artifact_dir.mkdir(parents=True, exist_ok=True)
+        self.run_id = run_id
+        self.metrics: dict[str, float] = {}
+
+    @property
+    def active(self) -> bool:
+        return self.run_id is not None
+
+    # -- scalars -----------------------------------------------------------------------------
+    def log_params(self, params: dict[str, Any]) -> None:
+        if not self.active:
+            return
+        import mlflow
+
+        clean = {k: _param_value(v) for k, v in params.items()}
+        items = list(clean.items())
+        for i in range(0, len(items), 100):  # MLflow takes at most 100 params per batch
+            mlflow.log_params(dict(items[i : i + 100]), run_id=self.run_id)
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        clean = {k: float(v) for k, v in metrics.items() if v is not None and np.isfinite(float(v))}
+        self.metrics.update(clean)
+        if self.active and clean:
+            import mlflow
+
+            mlflow.log_metrics(clean, step=step, run_id=self.run_id)
+
+    def set_tags(self, tags: dict[str, Any]) -> None:
+        if self.active:
+            import mlflow
+
+            mlflow.set_tags({k: str(v) for k, v in tags.items()})
+
+    # -- files -------------------------------------------------------------------------------
+    def path(self, name: str) -> Path:
+        """Where an artifact named `name` (e.g. "val/confusion_matrix.png") is written locally."""
+        p = self.artifact_dir / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        return p
+
+    def log_artifact(self, local_path: str | Path, artifact_path: str | None = None) -> None:
+        """Log an existing file or folder under `artifact_path` in the run."""
+        if not self.active:
+            return
+        import mlflow
+
+        local_path = Path(local_path)
+        if local_path.is_dir():
+            mlflow.log_artifacts(str(local_path), artifact_path=artifact_path, run_id=self.run_id)
+        else:
+            mlflow.log_artifact(str(local_path), artifact_path=artifact_path, run_id=self.run_id)
+
+    def _logged(self, name: str) -> Path:
+        p = self.path(name)
+        self.log_artifact(p, artifact_path=str(Path(name).parent) if Path(name).parent != Path(".") else None)
+        return p
+
+    def log_text(self, text: str, name: str) -> Path:
+        self.path(name).write_text(text)
+        return self._logged(name)
+
+    def log_dict(self, data: dict, name: str) -> Path:
+        self.path(name).write_text(json.dumps(data, indent=2, default=str))
+        return self._logged(name)
+
+    def log_figure(self, fig, name: str, dpi: int = 120) -> Path:
+        """Save a matplotlib figure (PNG by the name's suffix) and log it; the figure is closed."""
+        import matplotlib.pyplot as plt
+
+        fig.savefig(self.path(name), dpi=dpi, bbox_inches="tight")
+        plt.close(fig)
+        return self._logged(name)
+
+    def log_table(self, df: pd.DataFrame, name: str, index: bool = False) -> Path:
+        """Write a table as CSV (name ends in .csv) and log it."""
+        df.to_csv(self.path(name), index=index)
+        return self._logged(name)
+
+    # -- classification helpers shared by every task -------------------------------------------
+    def log_confusion_matrix(
+        self,
+        y_true: Sequence,
+        y_pred: Sequence,
+        labels: Sequence | None = None,
+        prefix: str = "val",
+        normalize: bool = False,
+    ) -> pd.DataFrame:
+        """Confusion matrix as CSV (rows: true label, columns: predicted) and an annotated PNG."""
+        from sklearn.metrics import confusion_matrix
+
+        labels = list(labels) if labels is not None else sorted(set(y_true) | set(y_pred), key=str)
+        cm = confusion_matrix(y_true, y_pred, labels=labels)
+        df = pd.DataFrame(cm, index=pd.Index([str(x) for x in labels], name="true"),
+                          columns=[str(x) for x in labels])
+        self.log_table(df, f"{prefix}/confusion_matrix.csv", index=True)
+        self.log_figure(plot_confusion_matrix(cm, [str(x) for x in labels], normalize=normalize,
+                                              title=f"{prefix} confusion matrix"),
+                        f"{prefix}/confusion_matrix.png")
+        return df
+
+    def log_classification_report(
+        self, y_true: Sequence, y_pred: Sequence, labels: Sequence | None = None, prefix: str = "val"
+    ) -> pd.DataFrame:
+        """Per-class precision, recall, F1 and support as CSV, plus the plain-text report."""
+        from sklearn.metrics import classification_report
+
+        labels = list(labels) if labels is not None else sorted(set(y_true) | set(y_pred), key=str)
+        names = [str(x) for x in labels]
+        report = classification_report(y_true, y_pred, labels=labels, target_names=names,
+                                       output_dict=True, zero_division=0)
+        df = pd.DataFrame(report).T.rename_axis("class")
+        self.log_table(df, f"{prefix}/classification_report.csv", index=True)
+        self.log_text(classification_report(y_true, y_pred, labels=labels, target_names=names,
+                                            zero_division=0), f"{prefix}/classification_report.txt")
+        return df
+
+    def log_model(self, model, name: str = "model", flavor: str = "sklearn", input_example=None,
+                  predict_fn: str = "predict", pip_requirements: Iterable[str] | None = None) -> Path:
+        """Log a fitted model with a signature inferred from `input_example` and its predictions.
+
+        The model is also pickled into the output folder (joblib), so `logger=none` keeps it too.
+        Requirements are given, not inferred: MLflow's inference imports every package it can find
+        (seconds, and torch for a scikit-learn model).
+        """
+        import joblib
+
+        local = self.path(f"{name}.joblib")
+        joblib.dump(model, local)
+        if not self.active:
+            return local
+        import mlflow
+        from mlflow.models import infer_signature
+
+        signature = None
+        if input_example is not None:
+            signature = infer_signature(input_example, getattr(model, predict_fn)(input_example))
+        if flavor == "sklearn":
+            import sklearn
+
+            reqs = list(pip_requirements or [f"scikit-learn=={sklearn.__version__}",
+                                             f"pandas=={pd.__version__}", f"numpy=={np.__version__}"])
+            # skops (MLflow's safe default format) lists the types it will load; we fitted this model
+            # ourselves in this run, so the types it reports are ours to trust.
+            import skops.io
+
+            trusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
+            mlflow.sklearn.log_model(model, name=name, signature=signature, input_example=input_example,
+                                     pip_requirements=reqs, skops_trusted_types=trusted)
+        else:
+            raise ValueError(f"log_model: unknown flavor {flavor!r} (expected 'sklearn')")
+        return local
+
+
+def _param_value(v: Any) -> str:
+    s = "None" if v is None else str(v)
+    return s if len(s) <= _MAX_PARAM_LEN else s[: _MAX_PARAM_LEN - 3] + "..."
+
+
+def plot_confusion_matrix(cm: np.ndarray, labels: list[str], normalize: bool = False, title: str = ""):
+    """An annotated confusion-matrix figure; cells are annotated when there are at most 30 classes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    values = cm.astype(float)
+    if normalize:
+        values = values / np.clip(values.sum(axis=1, keepdims=True), 1, None)
+    n = len(labels)
+    size = max(4.0, min(0.45 * n + 2, 24))
+    fig, ax = plt.subplots(figsize=(size, size))
+    im = ax.imshow(values, cmap="Blues")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    ax.set_xticks(range(n), labels=labels, rotation=90, fontsize=8)
+    ax.set_yticks(range(n), labels=labels, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    if n <= 30:
+        top = values.max() if values.size else 0
+        for i in range(n):
+            for j in range(n):
+                if cm[i, j]:
+                    txt = f"{values[i, j]:.2f}" if normalize else str(cm[i, j])
+                    ax.text(j, i, txt, ha="center", va="center", fontsize=7,
+                            color="white" if values[i, j] > top / 2 else "black")
+    return fig

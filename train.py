@@ -1,0 +1,20 @@
+"""Train / evaluate any mediaml task; returns the task's objective for sweepers.
+
+    python train.py                                   # default job: genre on synthetic data
+    python train.py task=genre dataset=spotify_cs98x model=random_forest
+    python train.py -m hparams_search=genre_optuna dataset=spotify_cs98x
+"""
+import hydra
+from omegaconf import DictConfig
+
+import mediaml  # noqa: F401  (registers the ${mediaml.*} config resolvers)
+from mediaml.run import run
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+def main(cfg: DictConfig) -> float:
+    return run(cfg)
+
+
+if __name__ == "__main__":
+    main()
