@@ -117,7 +117,9 @@ def run_name(tags: dict[str, str]) -> str:
 def tracked_run(cfg: DictConfig, output_dir: Path) -> Iterator[Tracker]:
     """Open the MLflow run for this job (one experiment per task) and yield its Tracker."""
     output_dir = Path(output_dir)
-    config_yaml = OmegaConf.to_yaml(cfg, resolve=True)
+    # The job's own config: Hydra's node is logged as the .hydra/ folder, not as params.
+    job_cfg = OmegaConf.create({k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k != "hydra"})
+    config_yaml = OmegaConf.to_yaml(job_cfg)
     if not cfg.logger.enabled:
         tracker = Tracker(output_dir, None)
         tracker.log_text(config_yaml, "config/config.yaml")
@@ -136,7 +138,7 @@ def tracked_run(cfg: DictConfig, output_dir: Path) -> Iterator[Tracker]:
     status = "FAILED"
     try:
         with _sigterm_raises():
-            tracker.log_params(flatten(cfg))
+            tracker.log_params(flatten(job_cfg))
             tracker.log_text(config_yaml, "config/config.yaml")
             hydra_dir = output_dir / ".hydra"
             if hydra_dir.is_dir():

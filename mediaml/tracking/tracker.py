@@ -166,13 +166,11 @@ class Tracker:
 
             reqs = list(pip_requirements or [f"scikit-learn=={sklearn.__version__}",
                                              f"pandas=={pd.__version__}", f"numpy=={np.__version__}"])
-            # skops (MLflow's safe default format) lists the types it will load; we fitted this model
-            # ourselves in this run, so the types it reports are ours to trust.
-            import skops.io
-
-            trusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
+            # cloudpickle, not MLflow's default skops: importing skops walks every scikit-learn module,
+            # which imports torch (sklearn's array-API shim), and `task=genre` must not import torch.
+            # The model is one we fitted in this very run, so unpickling it later is trusted input.
             mlflow.sklearn.log_model(model, name=name, signature=signature, input_example=input_example,
-                                     pip_requirements=reqs, skops_trusted_types=trusted)
+                                     pip_requirements=reqs, serialization_format="cloudpickle")
         else:
             raise ValueError(f"log_model: unknown flavor {flavor!r} (expected 'sklearn')")
         return local

@@ -1,0 +1,153 @@
+"""task=genre: planted structure is recovered, the real CS98X reproduces seed 004, bad input is named."""
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from conftest import require_real
+from mediaml.data.class_maps import map_labels
+from mediaml.data.errors import DataError, DataNotFoundError
+from mediaml.data.synthetic_genre import generate_genre_tables
+from mediaml.run import run
+from mediaml.tasks.genre import GenreTask
+from mediaml.tracking.tracker import Tracker
+
+REAL = "spotify_cs98x/CS98XClassificationTrain.csv"
+
+
+def run_metrics(make_cfg, overrides, tmp_path):
+    cfg = make_cfg(["logger=none", *overrides])
+    return GenreTask(cfg).run(Tracker(tmp_path / "out"))
+
+
+def test_synthetic_genres_are_recovered(make_cfg, tmp_path):
+    m = run_metrics(make_cfg, [], tmp_path)
+    # 6 planted genres, well separated: a random forest must find them.
+    assert m["val/acc"] >= 0.9
+    assert m["cv/acc_mean"] >= 0.9
+    assert m["data/n_classes"] == 6
+    assert m["data/unlabelled_rows"] == 12 and m["data/rare_class_rows"] == 4  # counted, not silently dropped
+
+
+def test_synthetic_structure_is_planted_not_accidental(make_cfg, tmp_path):
+    # With the genre centres drowned in noise the same model falls towards chance: the score above is structure.
+    m = run_metrics(make_cfg, ["dataset.noise=20"], tmp_path)
+    assert m["val/acc"] < 0.6
+
+
+def test_same_seed_repeats_metrics_other_seed_differs(make_cfg, tmp_path):
+    a = run_metrics(make_cfg, ["seed=3", "task.cv_folds=3", "dataset.noise=1.5"], tmp_path)
+    b = run_metrics(make_cfg, ["seed=3", "task.cv_folds=3", "dataset.noise=1.5"], tmp_path)
+    c = run_metrics(make_cfg, ["seed=4", "task.cv_folds=3", "dataset.noise=1.5"], tmp_path)
+    keys = [k for k in a if not k.startswith("time/")]
+    assert {k: a[k] for k in keys} == {k: b[k] for k in keys}
+    assert any(a[k] != c[k] for k in keys)
+
+
+@pytest.mark.parametrize("scaler", ["standard", "minmax"])
+def test_scaler_option_changes_svc(make_cfg, tmp_path, scaler):
+    plain = run_metrics(make_cfg, ["model=svc", "task.cv_folds=2"], tmp_path)
+    scaled = run_metrics(make_cfg, ["model=svc", f"task.scaler={scaler}", "task.cv_folds=2"], tmp_path)
+    assert scaled["val/acc"] > plain["val/acc"]  # RBF SVC on raw features (dur ~ 100s, dB ~ -10) is weak
+
+
+def test_real_cs98x_random_forest_reproduces_seed_004(make_cfg, tmp_path):
+    require_real(REAL)
+    m = run_metrics(make_cfg, ["dataset=spotify_cs98x", "model=random_forest", "seed=0"], tmp_path)
+    # Seed 004: 358 songs in 26 genres with >= 3 songs; its random forest scored 0.43-0.44 on the 80/20 split.
+    assert m["data/rows_kept"] == 358 and m["data/n_classes"] == 26
+    assert m["data/unlabelled_rows"] == 15
+    # Measured here: 0.4167 at seed 0, 0.417-0.458 over seeds 0-9.
+    assert 0.38 <= m["val/acc"] <= 0.48
+    assert 0.33 <= m["cv/acc_mean"] <= 0.47
+
+
+def test_real_cs98x_seed_baselines_match_the_write_up(make_cfg, tmp_path):
+    require_real(REAL)
+    # The seed's logistic regression, SVC and gradient boosting scores, to the digit (same split, same settings).
+    for model, expected in [("logistic_regression", 0.3472), ("svc", 0.1667), ("gradient_boosting", 0.25)]:
+        m = run_metrics(make_cfg, ["dataset=spotify_cs98x", f"model={model}", "task.cv_folds=2"], tmp_path)
+        assert m["val/acc"] == pytest.approx(expected, abs=1e-3), model
+
+
+def test_condensed_genres_map_all_real_genres_to_ten(tmp_path):
+    d = require_real(REAL)
+    genres = pd.read_csv(d / REAL)["top genre"].dropna().unique()
+    broad = set(map_labels(genres, "condensed"))
+    assert len(broad) == 10
+    assert map_labels(["dance pop", "dance rock", "eurodance", "deep adult standards", "atl hip hop"],
+                      "condensed") == ["pop", "rock", "dance", "adult standards", "hip hop"]
+
+
+def test_submission_has_a_prediction_per_test_id(make_cfg, store, tmp_path):
+    d = require_real(REAL)
+    run(make_cfg(["dataset=spotify_cs98x", "task.cv_folds=2", "logger.log_model=false"]))
+    sub = pd.read_csv(tmp_path / "outputs" / "run" / "artifacts" / "submission.csv")
+    test = pd.read_csv(d / "spotify_cs98x/CS98XClassificationTest.csv")
+    assert list(sub.columns) == ["Id", "top genre"]
+    assert sub["Id"].tolist() == test["Id"].tolist()
+    assert sub["top genre"].notna().all()
+
+
+# -- bad input --------------------------------------------------------------------------------------
+def write_csvs(tmp_path, edit=None):
+    train, test, _ = generate_genre_tables(seed=1)
+    if edit:
+        train = edit(train)
+    root = tmp_path / "data" / "spotify_cs98x"
+    root.mkdir(parents=True)
+    train.to_csv(root / "CS98XClassificationTrain.csv", index=False)
+    test.to_csv(root / "CS98XClassificationTest.csv", index=False)
+    return tmp_path / "data"
+
+
+def runs_of(store):
+    client = MlflowClient(store)
+    exps = client.search_experiments()
+    return client.search_runs([e.experiment_id for e in exps]) if exps else []
+
+
+def test_missing_file_names_path_config_and_source(make_cfg, store, tmp_path, monkeypatch):
+    monkeypatch.setenv("MEDIAML_DATA_DIR", str(tmp_path / "empty"))
+    with pytest.raises(DataNotFoundError) as err:
+        run(make_cfg(["dataset=spotify_cs98x"]))
+    msg = str(err.value)
+    assert str(tmp_path / "empty" / "spotify_cs98x" / "CS98XClassificationTrain.csv") in msg
+    assert "conf/dataset/spotify_cs98x.yaml" in msg and "Kaggle" in msg and "MEDIAML_DATA_DIR" in msg
+    assert runs_of(store) == []  # stopped before any work: no run at all
+
+
+def test_missing_columns_are_listed_with_the_file(make_cfg, store, tmp_path, monkeypatch):
+    monkeypatch.setenv("MEDIAML_DATA_DIR", str(write_csvs(tmp_path, lambda t: t.drop(columns=["bpm", "dnce"]))))
+    with pytest.raises(DataError, match=r"CS98XClassificationTrain.csv: missing column\(s\) \['bpm', 'dnce'\]"):
+        run(make_cfg(["dataset=spotify_cs98x"]))
+    assert [r.info.status for r in runs_of(store)] == ["FAILED"]
+
+
+def test_non_numeric_value_names_row_and_column(make_cfg, store, tmp_path, monkeypatch):
+    def corrupt(t):
+        t["nrgy"] = t["nrgy"].astype(object)
+        t.loc[6, "nrgy"] = "loud"
+        return t
+
+    monkeypatch.setenv("MEDIAML_DATA_DIR", str(write_csvs(tmp_path, corrupt)))
+    with pytest.raises(DataError, match=r"data row 7 \(Id=7\), column 'nrgy': expected a number, got 'loud'"):
+        run(make_cfg(["dataset=spotify_cs98x"]))
+    assert [r.info.status for r in runs_of(store)] == ["FAILED"]
+
+
+def test_nothing_left_after_filtering_is_a_clear_error(make_cfg, store):
+    with pytest.raises(DataError, match="no rows left after cleaning"):
+        run(make_cfg(["dataset.min_class_count=100000"]))
+    assert [r.info.status for r in runs_of(store)] == ["FAILED"]
+
+
+def test_missing_feature_values_are_skipped_and_counted(make_cfg, tmp_path, monkeypatch):
+    def holes(t):
+        t.loc[[3, 8, 20], "val"] = None
+        return t
+
+    monkeypatch.setenv("MEDIAML_DATA_DIR", str(write_csvs(tmp_path, holes)))
+    m = run_metrics(make_cfg, ["dataset=spotify_cs98x", "task.cv_folds=2"], tmp_path)
+    labelled_holes = m["data/missing_feature_rows"]
+    assert 1 <= labelled_holes <= 3
+    assert m["data/rows_kept"] + labelled_holes + m["data/unlabelled_rows"] + m["data/rare_class_rows"] == m["data/rows_read"]
