@@ -84,7 +84,8 @@ class GenreTask(Task):
             metrics[f"cv/{name}_mean"] = float(np.mean(scores[f"test_{name}"]))
             metrics[f"cv/{name}_std"] = float(np.std(scores[f"test_{name}"]))
         tracker.log_metrics(metrics)
-        log.info("val/acc=%.4f  cv/acc=%.4f±%.4f", metrics["val/acc"], metrics["cv/acc_mean"], metrics["cv/acc_std"])
+        log.info("val/acc=%.4f  cv/acc=%.4f±%.4f  work_s=%.3f (cv %.3f + fit %.3f)", metrics["val/acc"],
+                 metrics["cv/acc_mean"], metrics["cv/acc_std"], cv_s + fit_s, cv_s, fit_s)
 
         tracker.log_classification_report(y_va, pred, labels=labels, prefix="val")
         tracker.log_confusion_matrix(y_va, pred, labels=labels, prefix="val")
