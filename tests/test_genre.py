@@ -151,3 +151,21 @@ def test_missing_feature_values_are_skipped_and_counted(make_cfg, tmp_path, monk
     labelled_holes = m["data/missing_feature_rows"]
     assert 1 <= labelled_holes <= 3
     assert m["data/rows_kept"] + labelled_holes + m["data/unlabelled_rows"] + m["data/rare_class_rows"] == m["data/rows_read"]
+
+
+def test_another_table_is_a_new_dataset_config_not_new_code(make_cfg, tmp_path, monkeypatch):
+    # A differently shaped table: other id, other label, other feature names, no test file.
+    rng = __import__("numpy").random.default_rng(0)
+    style = rng.choice(["a", "b", "c"], size=200)
+    centre = {"a": 0.0, "b": 3.0, "c": 6.0}
+    df = pd.DataFrame({"track_id": range(200), "notes": "x",
+                       "tempo": [centre[s] + rng.normal() for s in style],
+                       "energy": [centre[s] - rng.normal() for s in style], "style": style})
+    df.to_csv(tmp_path / "other.csv", index=False)
+    monkeypatch.setenv("MEDIAML_DATA_DIR", str(tmp_path))
+    m = run_metrics(make_cfg, ["dataset=spotify_cs98x", "dataset.name=other", "dataset.train_file=other.csv",
+                               "dataset.test_file=null", "dataset.id_column=track_id", "dataset.label=style",
+                               "dataset.features=[tempo,energy]", "dataset.drop_columns=[notes]", "task.cv_folds=3"],
+                    tmp_path)
+    assert m["data/n_classes"] == 3 and m["data/rows_kept"] == 200
+    assert m["val/acc"] > 0.8
