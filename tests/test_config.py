@@ -58,5 +58,5 @@ def test_unbuilt_tasks_say_so_clearly(make_cfg, store, task):
 
 
 def test_dataset_of_another_task_is_refused(make_cfg, store):
-    with pytest.raises(ValueError, match="dataset=netflix_titles is for task"):
-        run(make_cfg(["task=genre", "dataset=netflix_titles"]))
+    with pytest.raises(ValueError, match="dataset=netflix is for task"):
+        run(make_cfg(["task=genre", "dataset=netflix"]))
