@@ -133,7 +133,7 @@ def tracked_run(cfg: DictConfig, output_dir: Path) -> Iterator[Tracker]:
     experiment_id = ensure_experiment(uri, cfg.logger.store_dir, cfg.logger.experiment_name)
     tags = run_tags(cfg, output_dir)
     run = mlflow.start_run(experiment_id=experiment_id, run_name=cfg.logger.run_name or run_name(tags), tags=tags)
-    tracker = Tracker(output_dir, run.info.run_id)
+    tracker = Tracker(output_dir, run.info.run_id, tracking_uri=uri, experiment_name=cfg.logger.experiment_name)
     log.info("MLflow run %s in experiment %r at %s", run.info.run_id, cfg.logger.experiment_name, uri)
     status = "FAILED"
     try:

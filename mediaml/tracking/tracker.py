@@ -22,8 +22,12 @@ class Tracker:
     `run_id` is None when tracking is off (logger=none): files are still written to `output_dir`.
     """
 
-    def __init__(self, output_dir: str | Path, run_id: str | None = None):
+    def __init__(self, output_dir: str | Path, run_id: str | None = None, tracking_uri: str | None = None,
+                 experiment_name: str | None = None):
         self.output_dir = Path(output_dir)
+        # For libraries that log to the same run themselves (Lightning's MLFlowLogger(run_id=...)).
+        self.tracking_uri = tracking_uri
+        self.experiment_name = experiment_name
         self.artifact_dir = self.output_dir / "artifacts"
         self.artifact_dir.mkdir(parents=True, exist_ok=True)
         self.run_id = run_id
