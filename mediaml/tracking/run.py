@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import os
 import shlex
 import signal
 import subprocess
@@ -113,10 +114,28 @@ def run_name(tags: dict[str, str]) -> str:
     return f"{name}-#{tags['sweep.job_num']}" if "sweep.job_num" in tags else name
 
 
+def distributed_rank() -> int:
+    """This process's rank in a distributed job (RANK / LOCAL_RANK, set by Lightning's DDP launcher
+    and torchrun for the processes it starts); 0 outside one."""
+    for var in ("RANK", "LOCAL_RANK"):
+        value = os.environ.get(var, "").strip()
+        if value and value != "0":
+            return int(value)
+    return 0
+
+
 @contextlib.contextmanager
 def tracked_run(cfg: DictConfig, output_dir: Path) -> Iterator[Tracker]:
-    """Open the MLflow run for this job (one experiment per task) and yield its Tracker."""
+    """Open the MLflow run for this job (one experiment per task) and yield its Tracker.
+
+    A non-zero DDP rank (Lightning re-runs train.py once per extra device) opens no run: it gets an
+    inactive Tracker, and rank 0's run is the job's only run.
+    """
     output_dir = Path(output_dir)
+    if distributed_rank() != 0:
+        log.info("distributed rank %d: no MLflow run of its own (rank 0 tracks the job)", distributed_rank())
+        yield Tracker(output_dir, None)
+        return
     # The job's own config: Hydra's node is logged as the .hydra/ folder, not as params.
     job_cfg = OmegaConf.create({k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k != "hydra"})
     config_yaml = OmegaConf.to_yaml(job_cfg)

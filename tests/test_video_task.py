@@ -1,0 +1,156 @@
+"""task=video end to end on synthetic clips: learning, MLflow in one run, resume, predict, models."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from conftest import PROJECT_ROOT
+from mediaml.run import run
+from mediaml.tasks.video import VideoTask
+from mediaml.tracking.tracker import Tracker
+
+FAST = ["trainer.enable_progress_bar=false", "trainer.accumulate_grad_batches=1", "trainer=cpu"]
+
+
+@pytest.fixture(scope="module")
+def shared_cache(tmp_path_factory):
+    """Synthetic clips and their cache, written once for this module."""
+    return tmp_path_factory.mktemp("video_cache")
+
+
+def video_cfg(make_cfg, shared_cache, *overrides):
+    return make_cfg(["task=video", "dataset=synthetic_clips", f"paths.cache_dir={shared_cache}", *FAST, *overrides])
+
+
+def artifacts(client, run_id, path=None):
+    out = []
+    for a in client.list_artifacts(run_id, path):
+        out += artifacts(client, run_id, a.path) if a.is_dir else [a.path]
+    return out
+
+
+def test_learns_the_planted_motion_classes(make_cfg, shared_cache, tmp_path):
+    cfg = video_cfg(make_cfg, shared_cache, "logger=none", "trainer.max_epochs=10")
+    m = VideoTask(cfg).run(Tracker(tmp_path / "out"))
+    # Horizontal vs vertical motion of a random square: chance is 0.5; measured 1.0 from epoch 5 on.
+    assert m["val/acc_best"] >= 0.9
+    assert m["test/acc"] >= 0.85 and m["test/auroc"] >= 0.9
+    assert m["data/skipped_clips"] == 0 and m["data/n_train"] == 32
+
+
+def test_one_mlflow_run_with_metrics_checkpoints_and_confusion_matrix(make_cfg, shared_cache, store):
+    value = run(video_cfg(make_cfg, shared_cache, "trainer.max_epochs=2", "dataset.corrupt=1",
+                          "dataset.n_per_class={train: 6, val: 4, test: 4}"))
+    client = MlflowClient(store)
+    runs = client.search_runs([client.get_experiment_by_name("video").experiment_id])
+    assert len(runs) == 1  # Lightning's MLFlowLogger wrote into the spine's run
+    r = runs[0]
+    assert r.info.status == "FINISHED"
+    m = r.data.metrics
+    assert value == pytest.approx(m["val/acc_best"])
+    for k in ["train/loss_epoch", "train/acc", "val/acc", "val/f1", "val/auroc", "val/loss", "test/acc",
+              "test/f1", "test/precision", "test/recall", "test/auroc", "lr-AdamW", "time/train_epoch_s"]:
+        assert k in m, k
+    assert m["data/skipped_clips"] == 1  # the truncated mp4
+    assert len(client.get_metric_history(r.info.run_id, "val/acc")) == 2
+    files = artifacts(client, r.info.run_id)
+    assert "checkpoints/last.ckpt" in files and any(f.startswith("checkpoints/epoch") for f in files)
+    assert {"test/confusion_matrix.png", "test/confusion_matrix.csv", "data/skipped_clips.tsv"} <= set(files)
+    assert r.data.params["model._target_"] == "mediaml.models.c3d.C3D"
+
+
+def test_resume_from_last_ckpt_continues_the_epoch_count(make_cfg, shared_cache, tmp_path):
+    cfg = video_cfg(make_cfg, shared_cache, "logger=none", "trainer.max_epochs=2")
+    first = VideoTask(cfg).run(Tracker(tmp_path / "a"))
+    last = tmp_path / "a" / "checkpoints" / "last.ckpt"
+    assert last.is_file() and first["train/epochs"] == 2
+    import torch
+
+    assert torch.load(last, weights_only=False)["epoch"] == 1
+    cfg = video_cfg(make_cfg, shared_cache, "logger=none", "trainer.max_epochs=3", f"task.ckpt_path={last}")
+    second = VideoTask(cfg).run(Tracker(tmp_path / "b"))
+    assert second["train/epochs"] == 3
+    resumed = tmp_path / "b" / "checkpoints" / "last.ckpt"
+    assert torch.load(resumed, weights_only=False)["epoch"] == 2  # one more epoch, not three from scratch
+    # `last` finds the run folder's own last.ckpt (a rerun into the same folder)
+    cfg = video_cfg(make_cfg, shared_cache, "logger=none", "trainer.max_epochs=4", "task.ckpt_path=last")
+    assert VideoTask(cfg).run(Tracker(tmp_path / "b"))["train/epochs"] == 4
+
+
+def test_predict_a_file_and_a_folder(make_cfg, shared_cache, tmp_path):
+    cfg = video_cfg(make_cfg, shared_cache, "logger=none", "trainer.max_epochs=8")
+    VideoTask(cfg).run(Tracker(tmp_path / "out"))
+    ckpt = next((tmp_path / "out" / "checkpoints").glob("epoch*.ckpt"))
+    from hydra.utils import instantiate
+
+    ds = instantiate(cfg.dataset, _convert_="all")
+    folder = ds.root / "Test"
+    one = next((folder / "vertical").glob("*.mp4"))
+    cmd = [sys.executable, "-m", "mediaml.predict_video", str(ckpt)]
+    r = subprocess.run(cmd + [str(one)], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    path, label, prob, clips = r.stdout.strip().split("\t")
+    assert path == str(one) and label == "vertical" and 0.5 < float(prob) <= 1 and clips == "2 clips"
+    out_json = tmp_path / "pred.json"
+    r = subprocess.run(cmd + [str(folder), "--stride", "0.5", "--json", str(out_json)], cwd=PROJECT_ROOT,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    lines = [line.split("\t") for line in r.stdout.strip().splitlines()]
+    assert len(lines) == 16 and all(c == "3 clips" for *_, c in lines)  # 1-s windows every 0.5 s over 2 s
+    right = sum(Path(p).parent.name == label for p, label, *_ in lines)
+    assert right >= 14
+
+
+def test_decode_every_epoch_pipeline_runs(make_cfg, shared_cache, tmp_path):
+    cfg = video_cfg(make_cfg, shared_cache, "logger=none", "dataset.cache=false", "trainer.max_epochs=1",
+                    "dataset.n_per_class={train: 4, val: 2, test: 2}")
+    m = VideoTask(cfg).run(Tracker(tmp_path / "out"))
+    assert m["data/n_train"] == 8 and "test/acc" in m
+
+
+def test_three_classes_use_cross_entropy_and_macro_metrics(make_cfg, shared_cache, tmp_path):
+    cfg = video_cfg(make_cfg, shared_cache, "logger=none", "trainer.max_epochs=1", "model=c3d_seed",
+                    "dataset.classes=[horizontal,vertical,static]", "dataset.n_per_class={train: 4, val: 2, test: 2}")
+    m = VideoTask(cfg).run(Tracker(tmp_path / "out"))
+    assert m["data/n_classes"] == 3 and 0 <= m["test/acc"] <= 1 and "test/auroc" in m
+
+
+@pytest.mark.parametrize("model", ["c3d", "c3d_seed", "x3d_xs", "r2plus1d"])
+def test_models_build_from_config_and_give_one_logit(make_cfg, model):
+    import torch
+    from hydra.utils import instantiate
+
+    cfg = make_cfg(["task=video", f"model={model}"])
+    net = instantiate(cfg.model, num_outputs=1, num_frames=8, crop=64).eval()
+    with torch.no_grad():
+        assert net(torch.randn(2, 3, 8, 64, 64)).shape == (2, 1)
+
+
+def test_seed_model_has_a_nonlinearity_and_eval_is_deterministic():
+    import torch
+
+    from mediaml.models.c3d import SeedVideo3DCNN
+
+    net = SeedVideo3DCNN(num_outputs=1, num_frames=8, crop=64)
+    assert sum(isinstance(m, torch.nn.ReLU) for m in net.features) == 8
+    net.eval()
+    x = torch.randn(2, 3, 8, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(net(x), net(x))  # the seed's F.dropout stayed on at evaluation
+
+
+def test_video_optuna_sweep_config_composes(make_cfg):
+    pytest.importorskip("hydra_plugins.mediaml_optuna_sweeper")
+    cfg = make_cfg(["task=video", "hparams_search=video_optuna"])
+    params = cfg.hydra.sweeper.params
+    assert {"task.optimizer.lr", "task.optimizer.weight_decay", "dataset.num_frames", "model.width"} <= set(params)
+    assert cfg.hydra.sweeper.direction == "maximize"
+
+
+def test_genre_still_does_not_import_torch():
+    r = subprocess.run([sys.executable, "-c", "import sys, mediaml.run, mediaml.tracking.run; "
+                        "assert 'torch' not in sys.modules; print('ok')"],
+                       cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
