@@ -82,7 +82,7 @@ def test_charts_keep_the_seeds_interactivity_and_colours(make_cfg, tmp_path):
     assert fig1["params"][0]["name"] == "Year" and fig1["params"][0]["bind"]["input"] == "range"
     assert {"filter": "datum.release_year <= Year"} in fig1["transform"]
     assert fig1["encoding"]["color"]["scale"]["range"] == ["#E50914", "#221F1F"]
-    assert fig6["params"][0]["select"]["on"] == "mouseover"
+    assert fig6["params"][0]["select"]["on"] == "mouseover" and fig6["params"][0]["select"]["clear"] == "mouseout"
     assert fig6["encoding"]["color"]["value"] == "#221F1F"
     assert fig6["encoding"]["color"]["condition"]["value"] == "#E50914"
     assert specs["fig2_top_genres"]["mark"]["color"] == "#E50914"

@@ -100,8 +100,14 @@ def top_countries_chart(data: pd.DataFrame) -> alt.Chart:
 
 
 def country_hover_chart(data: pd.DataFrame) -> alt.Chart:
-    """4.6: the same bars, dark grey; the hovered bar turns Netflix red."""
-    highlight = alt.selection_point(name="highlight", on="mouseover", fields=["country"], empty=False)
+    """4.6: the same bars, dark grey; the hovered bar turns Netflix red until the mouse leaves it.
+
+    `empty=False` and `clear="mouseout"` make the seed's intent explicit ("default dark gray",
+    "temporarily highlight"): with Altair's defaults every bar is red before the first hover and
+    the last hovered bar stays red.
+    """
+    highlight = alt.selection_point(name="highlight", on="mouseover", clear="mouseout", fields=["country"],
+                                    empty=False)
     return (
         alt.Chart(data)
         .mark_bar()

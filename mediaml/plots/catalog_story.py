@@ -13,6 +13,11 @@ def pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
+def plural(n: float, word: str) -> str:
+    """'1 year', '2 years', '1,008 titles'."""
+    return f"{n:,.0f} {word}{'' if n == 1 else 's'}"
+
+
 def _share(part: float, whole: float) -> float:
     return float(part) / float(whole) if whole else float("nan")
 
@@ -160,7 +165,7 @@ def sentences(titles: pd.DataFrame, figs: dict[str, pd.DataFrame], m: dict[str, 
         text = [f"Hover a bar to highlight it. Below the top two the counts are close: "
                 f"{f6['country'].iloc[close]} ({int(f6['count'].iloc[close]):,}) and "
                 f"{f6['country'].iloc[close + 1]} ({int(f6['count'].iloc[close + 1]):,}) differ by "
-                f"{int(gaps.iloc[close]):,} titles, which is where highlighting helps."]
+                f"{plural(gaps.iloc[close], 'title')}, which is where highlighting helps."]
         if "listed" in f6:
             ratio = f6["listed"] / f6["count"]
             i = int(ratio.idxmax())
@@ -177,10 +182,10 @@ def sentences(titles: pd.DataFrame, figs: dict[str, pd.DataFrame], m: dict[str, 
         out["fig7_lag"] = [
             f"Of {total:,} titles with a date added, {pct(m['report/share_added_within_5y'])} were added 0-5 years "
             f"after release and {pct(m['report/share_added_within_10y'])} within 0-10 years; the most common lag "
-            f"is {int(mode)} year(s) and the median {m['report/median_lag_years']:.0f}.",
-            f"Median lag: Movies {m['report/median_lag_years_movie']:.0f} years, TV Shows "
-            f"{m['report/median_lag_years_tv_show']:.0f}. "
-            f"The long tail reaches {int(f7['lag_years'].max())} years; {neg} title(s) have a negative lag "
-            f"(added before their release year).",
+            f"is {plural(mode, 'year')} and the median {plural(m['report/median_lag_years'], 'year')}.",
+            f"Median lag: Movies {plural(m['report/median_lag_years_movie'], 'year')}, TV Shows "
+            f"{plural(m['report/median_lag_years_tv_show'], 'year')}. "
+            f"The long tail reaches {plural(f7['lag_years'].max(), 'year')}; {plural(neg, 'title')} "
+            f"added before the release year (negative lag).",
         ]
     return out

@@ -77,7 +77,7 @@ class CatalogTask(Task):
     def report(self, tracker: Tracker, catalog: Catalog) -> float:
         from mediaml.plots.catalog_charts import build_charts
         from mediaml.plots.catalog_figures import figure_data
-        from mediaml.plots.catalog_story import headline, pct, sentences
+        from mediaml.plots.catalog_story import headline, pct, plural, sentences
         from mediaml.plots.report import Section, export_chart, render_report
 
         t = self.cfg.task
@@ -126,7 +126,7 @@ class CatalogTask(Task):
             "Top primary countries": f"{names['top_country']} {pct(metrics['report/top_country_share'])}, "
                                      f"{names['second_country']} "
                                      f"{pct(metrics['report/top2_country_share'] - metrics['report/top_country_share'])}",
-            "Median lag release → added": f"{metrics['report/median_lag_years']:.0f} years; "
+            "Median lag release → added": f"{plural(metrics['report/median_lag_years'], 'year')}; "
                                           f"{pct(metrics['report/share_added_within_5y'])} within 0-5 years",
             "Rating groups (Mature / Teen / Family-Kids)": f"{pct(metrics['report/mature_share'])} / "
                                                           f"{pct(metrics['report/teen_share'])} / "
