@@ -114,10 +114,11 @@ def build_entry(path: str, role: str, ds: VideoFolderDataset) -> dict:
             raise UnusableVideo(f"{path}: {video.duration:.3f} s is shorter than "
                                 f"dataset.clip_duration={ds.clip_duration} s")
         if role == "train":
-            frames = video.frames_at_fps(ds.cache_fps)
-            return {"frames": resize_uint8(frames, ds.train_short_side[1]), "duration": video.duration,
-                    "path": path}
-        clips = [eval_clip_uint8(video.clip(s, e), ds) for s, e in eval_windows(video.duration, ds)]
+            frames = resize_uint8(video.frames_at_fps(ds.cache_fps), ds.train_short_side[1])
+            return {"frames": frames, "duration": video.duration, "path": path}
+        # == eval_clip_uint8(video.clip(s, e), ds), converting only the frames the subsampling keeps
+        clips = [resize_uint8(video.subsampled_clip(s, e, ds.num_frames), ds.eval_short_side)
+                 for s, e in eval_windows(video.duration, ds)]
         return {"clips": torch.stack(clips), "duration": video.duration, "path": path}
     except UnusableVideo as e:
         return {"skipped": str(e), "path": path}

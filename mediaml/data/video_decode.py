@@ -30,24 +30,41 @@ class UnusableVideo(Exception):
 @dataclass
 class DecodedVideo:
     path: str
-    frames: list          # RGB uint8 arrays (H, W, 3), sorted by pts
+    frames: list          # decoded av.VideoFrame objects (YUV), sorted by pts; RGB only on demand
     pts: list[int]
     time_base: object     # fractions.Fraction
     start_pts: int
     duration: float       # seconds, as EncodedVideoPyAV.duration computes it
 
-    def clip(self, start_sec, end_sec) -> torch.Tensor:
-        """Frames in [start_sec, end_sec) as uint8 (C, T, H, W), the frames EncodedVideoPyAV.get_clip returns."""
+    def rgb(self, i: int):
+        """Frame i as RGB uint8 (H, W, 3), converted as EncodedVideoPyAV does (frame.to_rgb().to_ndarray())."""
+        return self.frames[i].to_rgb().to_ndarray()
+
+    def window(self, start_sec, end_sec) -> list[int]:
+        """Indices of the frames in [start_sec, end_sec), with EncodedVideoPyAV.get_clip's pts rule."""
         lo = secs_to_pts(start_sec, self.time_base, self.start_pts, round_mode="ceil")
         hi = secs_to_pts(end_sec, self.time_base, self.start_pts, round_mode="ceil")
-        chosen = [f for f, p in zip(self.frames, self.pts) if lo <= p < hi]
-        if not chosen:
+        idx = [i for i, p in enumerate(self.pts) if lo <= p < hi]
+        if not idx:
             raise UnusableVideo(f"{self.path}: no frame in [{float(start_sec):.3f}, {float(end_sec):.3f}) s "
                                 f"(duration {self.duration:.3f} s)")
-        return torch.from_numpy(np.stack(chosen)).permute(3, 0, 1, 2).contiguous()
+        return idx
 
-    def frames_at_fps(self, fps: float) -> torch.Tensor:
-        """The frame shown at each time k/fps (k = 0, 1, ... while k/fps < duration), uint8 (C, N, H, W)."""
+    def stack(self, idx: list[int]) -> torch.Tensor:
+        return torch.from_numpy(np.stack([self.rgb(i) for i in idx])).permute(3, 0, 1, 2).contiguous()
+
+    def clip(self, start_sec, end_sec) -> torch.Tensor:
+        """Frames in [start_sec, end_sec) as uint8 (C, T, H, W), the frames EncodedVideoPyAV.get_clip returns."""
+        return self.stack(self.window(start_sec, end_sec))
+
+    def subsampled_clip(self, start_sec, end_sec, num_frames: int) -> torch.Tensor:
+        """== subsample(self.clip(start, end), num_frames), converting only the frames it keeps."""
+        idx = self.window(start_sec, end_sec)
+        keep = torch.linspace(0, len(idx) - 1, int(num_frames)).clamp(0, len(idx) - 1).long().tolist()
+        return self.stack([idx[k] for k in keep])
+
+    def fps_indices(self, fps: float) -> list[int]:
+        """Index of the frame shown at each time k/fps (k = 0, 1, ... while k/fps < duration)."""
         secs = [pts_to_secs(p, self.time_base, self.start_pts) for p in self.pts]
         n = max(1, int(math.ceil(self.duration * fps - 1e-9)))
         idx, j = [], 0
@@ -56,7 +73,11 @@ class DecodedVideo:
             while j + 1 < len(secs) and secs[j + 1] <= t + 1e-9:
                 j += 1
             idx.append(j)
-        return torch.from_numpy(np.stack([self.frames[i] for i in idx])).permute(3, 0, 1, 2).contiguous()
+        return idx
+
+    def frames_at_fps(self, fps: float) -> torch.Tensor:
+        """The frame shown at each time k/fps, uint8 (C, N, H, W)."""
+        return self.stack(self.fps_indices(fps))
 
 
 def probe_duration(path: str | Path) -> float:
@@ -98,7 +119,7 @@ def decode_video(path: str | Path) -> DecodedVideo:
             for frame in container.decode(video=0):
                 if frame.pts is None:
                     continue
-                by_pts[frame.pts] = frame.to_rgb().to_ndarray()
+                by_pts[frame.pts] = frame
             time_base, stream_duration = stream.time_base, stream.duration
     except UnusableVideo:
         raise

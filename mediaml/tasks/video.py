@@ -34,9 +34,6 @@ install_torchvision_alias()
 
 log = logging.getLogger(__name__)
 
-RUN_ID_ENV = "MEDIAML_MLFLOW_RUN_ID"  # the parent's run, for DDP child processes (they log nothing)
-
-
 def _rank() -> int:
     from mediaml.tracking.run import distributed_rank
 
@@ -118,15 +115,14 @@ class VideoTask(Task):
             tracker.log_metrics({"model/n_params": n_params})
 
         # -- Lightning: logger in the spine's run, callbacks, trainer --------------------------
-        run_id = tracker.run_id or (os.environ.get(RUN_ID_ENV) if rank > 0 else None)
-        if run_id:
-            if rank == 0:
-                os.environ[RUN_ID_ENV] = run_id  # inherited by DDP children
-            logger = same_run_mlflow_logger(tracker, run_id)
+        if tracker.run_id:
+            logger = same_run_mlflow_logger(tracker, tracker.run_id)
         else:
+            # logger=none, or a DDP child rank (rank 0 owns the MLflow run; Lightning loggers write only
+            # on rank 0, so this logger stays silent there but satisfies LearningRateMonitor).
             from lightning.pytorch.loggers import CSVLogger
 
-            logger = CSVLogger(str(out), name="lightning_logs")
+            logger = CSVLogger(str(out), name="lightning_logs" if rank == 0 else f".rank{rank}_logs")
         ckpt_dir = out / "checkpoints"
         ck = t.checkpoint
         checkpoint = ModelCheckpoint(dirpath=str(ckpt_dir), monitor=ck.monitor, mode=ck.mode, save_last=False,
