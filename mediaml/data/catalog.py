@@ -80,7 +80,8 @@ class NetflixTitlesDataset:
 
 
 def read_titles_csv(path: Path) -> pd.DataFrame:
-    """All columns as text (types are checked field by field in cleaning, with the row named)."""
+    """The 12 export columns, all as text (types are checked field by field in cleaning, with the row
+    named); extra columns a newer export may add are ignored."""
     try:
         df = pd.read_csv(path, dtype=str, keep_default_na=True)
     except pd.errors.EmptyDataError as e:

@@ -111,12 +111,13 @@ class CatalogTask(Task):
                              "report/distinct_countries": catalog.countries["country"].nunique()})
 
         c = catalog.counts
+        sampled = c["data/rows_sampled"] < c["data/rows_read"]
+        how = f" (random sample, random_state={self.dataset.random_state})" if sampled else ""
+        repairs = {k.removeprefix("data/").replace("_", " "): v for k, v in c.items()
+                   if k not in {"data/rows_read", "data/rows_sampled", "data/rows_kept"}}
         intro = [f"Source: {catalog.source}. {c['data/rows_read']:,} rows read, {c['data/rows_sampled']:,} "
-                 f"analysed{' (random sample, random_state=' + str(self.dataset.random_state) + ')' if c['data/rows_sampled'] < c['data/rows_read'] else ''}, "
-                 f"{c['data/rows_kept']:,} kept after cleaning.",
-                 "Cleaning (every repair counted): " + ", ".join(
-                     f"{k.removeprefix('data/').replace('_', ' ')} {v:,}" for k, v in c.items()
-                     if k not in {"data/rows_read", "data/rows_sampled", "data/rows_kept"}) + "."]
+                 f"analysed{how}, {c['data/rows_kept']:,} kept after cleaning.",
+                 "Cleaning (every repair counted): " + ", ".join(f"{k} {v:,}" for k, v in repairs.items()) + "."]
         summary = {
             "Titles (Movies / TV Shows)": f"{metrics['report/titles']:,} ({metrics['report/titles_movie']:,} / "
                                           f"{metrics['report/titles_tv_show']:,})",
