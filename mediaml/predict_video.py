@@ -69,7 +69,7 @@ def predict_file(model, device, path: Path, stride: float | None = None, batch: 
     clip = float(d["clip_duration"])
     video = decode_video(path)
     tensors = []
-    for s, e in windows(video.duration, clip, float(stride or clip)):
+    for s, e in windows(float(video.duration), clip, float(stride or clip)):
         x = resize_uint8(subsample(video.clip(s, e), d["num_frames"]), d["eval_short_side"])
         tensors.append(normalize(center_crop(x, d["crop"]), d["mean"], d["std"]))
     probs = []

@@ -41,10 +41,13 @@ def test_synthetic_clips_are_mp4_in_the_real_layout_and_seeded(clips_dir):
     assert va.duration == pytest.approx(2.0, abs=0.11)
 
 
-def test_cache_gives_the_tensors_of_a_fresh_pytorchvideo_decode(clips_dir, tmp_path):
+@pytest.mark.parametrize("fps,duration", [(10, 2.0), (15, 2.2)])
+def test_cache_gives_the_tensors_of_a_fresh_pytorchvideo_decode(clips_dir, tmp_path, fps, duration):
     from mediaml.data.video_cache import CachedEvalClips, ClipCache, DecodedEvalClips
 
-    ds = synthetic(clips_dir)
+    # 2.2 s is not a float-exact duration: clip starts must use PyTorchVideo's Fraction arithmetic
+    kw = dict(fps=fps, duration=duration, eval_clips_per_video=3 if fps == 15 else 2)
+    ds = synthetic(clips_dir, **kw)
     ds.prepare()
     for split in ("val", "test"):
         index = ds.index(split)
@@ -54,14 +57,14 @@ def test_cache_gives_the_tensors_of_a_fresh_pytorchvideo_decode(clips_dir, tmp_p
         assert len(fresh) == len(cached) == len(index.clips)
         for f, c in zip(fresh, cached):
             assert f["label"] == c["label"]
-            assert f["video"].shape == c["video"].shape == (2, 3, 8, 48, 48)
+            assert f["video"].shape == c["video"].shape == (ds.eval_clips_per_video, 3, 8, 48, 48)
             assert torch.equal(f["video"], c["video"])  # bit for bit, through labeled_video_dataset
     # second build reads the cache; a pixel setting changes the key
     _, again = ClipCache(ds).build(ds.index("val", probe=False), "eval")
     assert again["built"] == 0
-    assert synthetic(clips_dir, eval_short_side=64).cache_key() != ds.cache_key()
-    assert synthetic(clips_dir, num_frames=4).cache_key() != ds.cache_key()
-    assert synthetic(clips_dir, batch_size=3).cache_key() == ds.cache_key()
+    assert synthetic(clips_dir, **kw, eval_short_side=64).cache_key() != ds.cache_key()
+    assert synthetic(clips_dir, **kw, num_frames=4).cache_key() != ds.cache_key()
+    assert synthetic(clips_dir, **kw, batch_size=3).cache_key() == ds.cache_key()
 
 
 def test_cached_training_clips_are_random_crops_of_the_stored_video(clips_dir):

@@ -137,7 +137,7 @@ class VideoFolderDataset:
 
     # -- settings that change the pixels (cache key) -------------------------------------------
     def cache_settings(self) -> dict:
-        return {"version": 1, "clip_duration": self.clip_duration, "num_frames": self.num_frames,
+        return {"version": 2, "clip_duration": self.clip_duration, "num_frames": self.num_frames,
                 "train_short_side_max": self.train_short_side[1], "eval_short_side": self.eval_short_side,
                 "eval_clips_per_video": self.eval_clips_per_video, "cache_fps": self.cache_fps,
                 "decoder": "pyav-rgb24", "resize": "bilinear-round"}

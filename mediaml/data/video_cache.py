@@ -111,15 +111,15 @@ def build_entry(path: str, role: str, ds: VideoFolderDataset) -> dict:
     try:
         video = decode_video(path)
         if video.duration + 1e-6 < ds.clip_duration:
-            raise UnusableVideo(f"{path}: {video.duration:.3f} s is shorter than "
+            raise UnusableVideo(f"{path}: {float(video.duration):.3f} s is shorter than "
                                 f"dataset.clip_duration={ds.clip_duration} s")
         if role == "train":
             frames = resize_uint8(video.frames_at_fps(ds.cache_fps), ds.train_short_side[1])
-            return {"frames": frames, "duration": video.duration, "path": path}
+            return {"frames": frames, "duration": float(video.duration), "path": path}
         # == eval_clip_uint8(video.clip(s, e), ds), converting only the frames the subsampling keeps
         clips = [resize_uint8(video.subsampled_clip(s, e, ds.num_frames), ds.eval_short_side)
                  for s, e in eval_windows(video.duration, ds)]
-        return {"clips": torch.stack(clips), "duration": video.duration, "path": path}
+        return {"clips": torch.stack(clips), "duration": float(video.duration), "path": path}
     except UnusableVideo as e:
         return {"skipped": str(e), "path": path}
 

@@ -34,7 +34,7 @@ class DecodedVideo:
     pts: list[int]
     time_base: object     # fractions.Fraction
     start_pts: int
-    duration: float       # seconds, as EncodedVideoPyAV.duration computes it
+    duration: object      # seconds, exactly as EncodedVideoPyAV.duration (a Fraction: clip starts depend on it)
 
     def rgb(self, i: int):
         """Frame i as RGB uint8 (H, W, 3), converted as EncodedVideoPyAV does (frame.to_rgb().to_ndarray())."""
@@ -47,7 +47,7 @@ class DecodedVideo:
         idx = [i for i, p in enumerate(self.pts) if lo <= p < hi]
         if not idx:
             raise UnusableVideo(f"{self.path}: no frame in [{float(start_sec):.3f}, {float(end_sec):.3f}) s "
-                                f"(duration {self.duration:.3f} s)")
+                                f"(duration {float(self.duration):.3f} s)")
         return idx
 
     def stack(self, idx: list[int]) -> torch.Tensor:
@@ -66,7 +66,7 @@ class DecodedVideo:
     def fps_indices(self, fps: float) -> list[int]:
         """Index of the frame shown at each time k/fps (k = 0, 1, ... while k/fps < duration)."""
         secs = [pts_to_secs(p, self.time_base, self.start_pts) for p in self.pts]
-        n = max(1, int(math.ceil(self.duration * fps - 1e-9)))
+        n = max(1, int(math.ceil(float(self.duration) * fps - 1e-9)))
         idx, j = [], 0
         for k in range(n):
             t = k / fps
@@ -129,7 +129,9 @@ def decode_video(path: str | Path) -> DecodedVideo:
         raise UnusableVideo(f"{path}: no decodable video frame")
     pts = sorted(by_pts)
     last = stream_duration if stream_duration is not None else pts[-1]
-    duration = float(pts_to_secs(last, time_base, start))
+    # Not float(): PyTorchVideo's clip samplers get this Fraction, and e.g. 2.2 s as a float moves the
+    # second of three constant clips by one pts, so a frame at the window edge would differ.
+    duration = pts_to_secs(last, time_base, start)
     return DecodedVideo(str(path), [by_pts[p] for p in pts], pts, time_base, start, duration)
 
 

@@ -48,8 +48,7 @@ class C3D(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.pool(self.features(x)).flatten(1)
-        x = self.dropout(torch.relu(self.fc6(self.dropout(x))))
-        return self.fc7(x)
+        return self.fc7(self.dropout(torch.relu(self.fc6(x))))  # C3D: dropout after the ReLU of fc6
 
 
 class SeedVideo3DCNN(nn.Module):
