@@ -26,6 +26,19 @@ class Task(abc.ABC):
         """Load data, fit, evaluate, log through `tracker`; return the metrics (objective included)."""
 
 
+class DatasetTask(Task):
+    """A task whose input is one dataset object built from `cfg.dataset` (its `_target_`), with `check()`."""
+
+    def __init__(self, cfg: DictConfig):
+        super().__init__(cfg)
+        from hydra.utils import instantiate
+
+        self.dataset = instantiate(cfg.dataset, _convert_="all")
+
+    def check_inputs(self) -> None:
+        self.dataset.check()
+
+
 class NotImplementedTask(Task):
     """Placeholder for the tasks whose issues are still open: the config tree is final, the runner is not."""
 

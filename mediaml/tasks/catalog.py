@@ -21,7 +21,7 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
 from sklearn.model_selection import train_test_split
 
 from mediaml.data.catalog import Catalog, collaborations
-from mediaml.tasks.base import Task
+from mediaml.tasks.base import DatasetTask
 from mediaml.tracking.tracker import Tracker
 
 log = logging.getLogger(__name__)
@@ -52,14 +52,7 @@ FIGURES = {
 }
 
 
-class CatalogTask(Task):
-    def __init__(self, cfg):
-        super().__init__(cfg)
-        self.dataset = instantiate(cfg.dataset, _convert_="all")
-
-    def check_inputs(self) -> None:
-        self.dataset.check()
-
+class CatalogTask(DatasetTask):
     def run(self, tracker: Tracker) -> dict[str, float]:
         start = time.perf_counter()
         catalog = self.dataset.load()

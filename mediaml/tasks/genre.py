@@ -22,7 +22,7 @@ from sklearn.model_selection import StratifiedKFold, cross_validate, train_test_
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
-from mediaml.tasks.base import Task
+from mediaml.tasks.base import DatasetTask
 from mediaml.tracking.tracker import Tracker
 
 log = logging.getLogger(__name__)
@@ -37,14 +37,7 @@ def build_pipeline(scaler: str, estimator) -> Pipeline:
     return Pipeline(steps + [("model", estimator)])
 
 
-class GenreTask(Task):
-    def __init__(self, cfg):
-        super().__init__(cfg)
-        self.dataset = instantiate(cfg.dataset, _convert_="all")
-
-    def check_inputs(self) -> None:
-        self.dataset.check()
-
+class GenreTask(DatasetTask):
     def run(self, tracker: Tracker) -> dict[str, float]:
         t = self.cfg.task
         table = self.dataset.load()
