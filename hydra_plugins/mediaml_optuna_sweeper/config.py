@@ -1,0 +1,33 @@
+"""Config of `hydra/sweeper=optuna`: the official plugin's keys, registered in Hydra's ConfigStore."""
+from dataclasses import dataclass, field
+from typing import Any, Dict, Optional
+
+from hydra.core.config_store import ConfigStore
+
+
+@dataclass
+class OptunaSweeperConf:
+    _target_: str = "hydra_plugins.mediaml_optuna_sweeper.optuna_sweeper.OptunaSweeper"
+    # Hand `sampler` over as a config, not an object: the sweeper builds it once it knows how many
+    # trials the study already has (see _core.make_sampler).
+    _recursive_: bool = False
+
+    # Search space: dotted key -> Hydra sweep syntax (choice/range/interval/tag(log, ...)/int(...)),
+    # or a plain value fixed for every trial. Sweep overrides on the command line join it.
+    params: Optional[Dict[str, Any]] = None
+    # Total COMPLETE trials wanted in the study; a rerun only runs the missing ones.
+    n_trials: int = 20
+    direction: str = "minimize"  # minimize | maximize
+    # Optuna RDB storage URL (e.g. sqlite:///path/optuna.db); null keeps the study in memory.
+    storage: Optional[str] = None
+    study_name: Optional[str] = None
+    # Trials asked and launched together (run in parallel by a parallel launcher such as joblib).
+    n_jobs: int = 1
+    sampler: Dict[str, Any] = field(
+        default_factory=lambda: {"_target_": "optuna.samplers.TPESampler", "seed": None}
+    )
+
+
+ConfigStore.instance().store(
+    group="hydra/sweeper", name="optuna", node=OptunaSweeperConf, provider="mediaml_optuna_sweeper"
+)

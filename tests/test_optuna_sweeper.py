@@ -1,0 +1,176 @@
+"""The `optuna` sweeper plugin: search-space parsing, and the sweep loop on a tiny Hydra app
+(tests/sweeper_app, ~1 s a run) for resume, failures, stale trials and refused reruns."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+from filelock import FileLock
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.trial import TrialState
+
+from hydra_plugins.mediaml_optuna_sweeper._search_space import params_to_overrides, parse_search_space
+
+APP = Path(__file__).parent / "sweeper_app" / "app.py"
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+# --- search space ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("override, distribution", [
+    ("a=choice(1,2,3)", CategoricalDistribution([1, 2, 3])),
+    ("a=x,y", CategoricalDistribution(["x", "y"])),
+    ("a=8,16,null", CategoricalDistribution([8, 16, None])),
+    ("a=range(2,11)", IntDistribution(2, 10)),
+    ("a=range(0,10,3)", IntDistribution(0, 9, step=3)),
+    ("a=range(0.5,2.0,0.5)", CategoricalDistribution([0.5, 1.0, 1.5])),
+    ("a=interval(0.1,1)", FloatDistribution(0.1, 1.0)),
+    ("a=tag(log,interval(1e-4,0.1))", FloatDistribution(1e-4, 0.1, log=True)),
+    ("a=int(interval(10,300))", IntDistribution(10, 300)),
+    ("a=tag(log,int(interval(1,64)))", IntDistribution(1, 64, log=True)),
+])
+def test_sweep_syntax_maps_to_optuna_distributions(override, distribution):
+    space = parse_search_space([override])
+    assert space.distributions == {"a": distribution}
+    assert space.fixed == []
+
+
+def test_sampled_values_come_back_as_the_overrides_hydra_parses_to_them():
+    parser = OverridesParser.create()
+    dim = parse_search_space(["++a='x y',[1,2],{k:1},null,'null',3,abc"]).dimensions["a"]
+    assert [parser.parse_override(dim.override(c)).value() for c in dim.distribution.choices] == \
+        ["x y", [1, 2], {"k": 1}, None, "null", 3, "abc"]
+    assert dim.override(None) == "++a=null"
+    for override, value in [("a=interval(0.1,1)", 0.123), ("+a=int(interval(10,300))", 42)]:
+        dim = parse_search_space([override]).dimensions["a"]
+        assert parser.parse_override(dim.override(value)).value() == value
+
+
+def test_fixed_and_search_overrides():
+    # Config params first, then the command line: its `a=1,2` replaces the config's interval.
+    params = {"a": "interval(0,1)", "b": 3, "c": None, "d": True, "e": "tag(log,interval(1,10))"}
+    space = parse_search_space(params_to_overrides(params) + ["a=1,2", "g=hello", "+f=x"])
+    assert space.distributions == {"a": CategoricalDistribution([1, 2]),
+                                   "e": FloatDistribution(1, 10, log=True)}
+    assert space.fixed == ["b=3", "c=null", "d=true", "g=hello", "+f=x"]
+    assert space.overrides({"a": 2, "e": 3.5}) == ["b=3", "c=null", "d=true", "g=hello", "+f=x", "e=3.5", "a=2"]
+
+
+# --- the sweep loop on the tiny app -------------------------------------------------------------
+
+def run_app(out: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, str(APP), "-m", f"out={out}", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{cmd} failed:\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def trials(out: Path, study_name: str = "app") -> list[optuna.trial.FrozenTrial]:
+    return optuna.load_study(study_name=study_name, storage=f"sqlite:///{out}/sweep/optuna.db").trials
+
+
+def states(out: Path) -> list[str]:
+    return [t.state.name for t in trials(out)]
+
+
+def test_sweep_writes_results_and_rerun_runs_only_missing_trials(tmp_path):
+    run_app(tmp_path, "hydra.sweeper.n_trials=4")
+    assert states(tmp_path) == ["COMPLETE"] * 4
+    assert sorted(p.name for p in (tmp_path / "sweep").iterdir() if p.name.isdigit()) == ["0", "1", "2", "3"]
+    results = yaml.safe_load((tmp_path / "sweep" / "optimization_results.yaml").read_text())
+    best = min(trials(tmp_path), key=lambda t: t.value)
+    assert results["best_value"] == best.value and results["best_params"] == best.params
+    assert results["n_complete_trials"] == 4 and results["direction"] == "minimize"
+
+    rerun = run_app(tmp_path, "hydra.sweeper.n_trials=4")  # nothing left to do
+    assert "4/4 trials complete, running 0" in rerun.stderr + rerun.stdout
+    assert len(trials(tmp_path)) == 4
+
+    run_app(tmp_path, "hydra.sweeper.n_trials=6")  # two more, in job folders 4 and 5
+    assert states(tmp_path) == ["COMPLETE"] * 6
+    assert (tmp_path / "sweep" / "5").is_dir()
+    # The resumed seeded sampler must not replay the first session's draws.
+    first, resumed = trials(tmp_path)[:2], trials(tmp_path)[4:]
+    assert [t.params for t in first] != [t.params for t in resumed]
+
+
+def test_failed_trials_are_told_fail_and_the_sweep_goes_on(tmp_path):
+    run_app(tmp_path, "hydra.sweeper.n_trials=6", "fail_above=0")
+    done = trials(tmp_path)
+    assert {t.state for t in done} == {TrialState.COMPLETE, TrialState.FAIL}
+    for t in done:
+        assert (t.state == TrialState.FAIL) == (t.params["x"] > 0)
+        if t.state == TrialState.FAIL:
+            assert "ValueError" in t.user_attrs["error"]
+
+
+def test_a_sweep_whose_trials_all_fail_raises(tmp_path):
+    proc = run_app(tmp_path, "hydra.sweeper.n_trials=2", "fail_above=-10", check=False)
+    assert proc.returncode != 0
+    assert "all 2 trials of this sweep failed" in proc.stderr
+    assert states(tmp_path) == ["FAIL", "FAIL"]
+
+
+def stop_during_second_trial(out: Path, args: tuple[str, ...], sig: signal.Signals) -> None:
+    """Start a sweep in its own process group and send `sig` to the group (as a terminal's Ctrl-C
+    does) once the second trial's job has started (Hydra made its folder; it then sleeps 1 s)."""
+    proc = subprocess.Popen([sys.executable, str(APP), "-m", f"out={out}", *args],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while not (out / "sweep" / "1").is_dir():
+        assert time.monotonic() < deadline and proc.poll() is None, "the second trial never started"
+        time.sleep(0.05)
+    time.sleep(0.1)
+    os.killpg(proc.pid, sig)
+    assert proc.wait(timeout=30) != 0
+
+
+def test_ctrl_c_fails_the_running_trial_and_queues_it_for_the_rerun(tmp_path):
+    args = ("hydra.sweeper.n_trials=3", "sleep=1")
+    stop_during_second_trial(tmp_path, args, signal.SIGINT)
+    assert states(tmp_path) == ["COMPLETE", "FAIL", "WAITING"]  # WAITING: the FAIL's params, queued
+
+    run_app(tmp_path, *args)
+    done = trials(tmp_path)
+    assert [t.state.name for t in done] == ["COMPLETE", "FAIL", "COMPLETE", "COMPLETE"]
+    assert done[2].params == done[1].params
+
+
+def test_trial_left_running_by_a_killed_sweep_is_failed_and_rerun_first(tmp_path):
+    args = ("hydra.sweeper.n_trials=3", "sleep=1")
+    stop_during_second_trial(tmp_path, args, signal.SIGKILL)
+    assert states(tmp_path) == ["COMPLETE", "RUNNING"]  # nobody told Optuna
+
+    run_app(tmp_path, *args)  # the dead sweep's lock was released with it
+    done = trials(tmp_path)
+    assert [t.state.name for t in done] == ["COMPLETE", "FAIL", "COMPLETE", "COMPLETE"]
+    assert done[2].params == done[1].params
+    assert sorted(p.name for p in (tmp_path / "sweep").iterdir() if p.name.isdigit()) == ["0", "1", "2", "3"]
+
+
+def test_rerun_with_other_fixed_overrides_or_space_is_refused(tmp_path):
+    run_app(tmp_path, "hydra.sweeper.n_trials=1")
+    for changed in ("fail_above=100", "x=choice(1,2)"):
+        proc = run_app(tmp_path, "hydra.sweeper.n_trials=2", changed, check=False)
+        assert proc.returncode != 0
+        assert "hydra.sweeper.study_name=<new name>" in proc.stderr
+    assert states(tmp_path) == ["COMPLETE"]
+
+    run_app(tmp_path, "hydra.sweeper.n_trials=1", "fail_above=100", "hydra.sweeper.study_name=other")
+    assert [t.state.name for t in trials(tmp_path, "other")] == ["COMPLETE"]
+
+
+def test_a_second_sweep_on_the_same_study_is_refused_while_one_runs(tmp_path):
+    (tmp_path / "sweep").mkdir()
+    with FileLock(str(tmp_path / "sweep" / ".optuna_sweeper.lock")):  # as a running sweep holds it
+        proc = run_app(tmp_path, check=False)
+    assert proc.returncode != 0 and "another sweep is running" in proc.stderr
