@@ -120,3 +120,22 @@ def test_genre_task_does_not_import_torch(tmp_path, store):
     assert out.returncode == 0, out.stderr[-3000:]
     assert "HEAVY []" in out.stdout
     assert only_run(store)[1].info.status == "FINISHED"  # the model was logged too (logger.log_model=true)
+
+
+def test_runs_left_running_by_dead_processes_are_closed_killed(make_cfg, store):
+    import socket
+
+    from mediaml.tracking.store import ensure_experiment
+
+    exp = ensure_experiment(store, "unused", "genre")
+    client = MlflowClient(store)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # a pid that no longer runs (what SIGKILL leaves behind)
+    host = socket.gethostname()
+    stale = client.create_run(exp, tags={"mediaml.host": host, "mediaml.pid": str(dead.pid)})
+    alive = client.create_run(exp, tags={"mediaml.host": host, "mediaml.pid": str(os.getpid())})
+    elsewhere = client.create_run(exp, tags={"mediaml.host": host + "-other", "mediaml.pid": str(dead.pid)})
+    run(make_cfg(["task.cv_folds=2", "logger.log_model=false"]))
+    status = {rid: client.get_run(rid).info.status for rid in
+              (stale.info.run_id, alive.info.run_id, elsewhere.info.run_id)}
+    assert status == {stale.info.run_id: "KILLED", alive.info.run_id: "RUNNING", elsewhere.info.run_id: "RUNNING"}

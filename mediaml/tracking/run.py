@@ -9,7 +9,9 @@ import contextlib
 import functools
 import logging
 import os
+import os
 import shlex
+import socket
 import signal
 import subprocess
 import threading
@@ -94,6 +96,9 @@ def run_tags(cfg: DictConfig, output_dir: Path) -> dict[str, str]:
         "hydra.output_dir": str(output_dir),
         # The exact command that repeats this job (a sweep job's own overrides included).
         "command": "python train.py " + " ".join(shlex.quote(o) for o in overrides),
+        # Who runs it: lets a later run close this one if its process dies without ending it.
+        "mediaml.host": socket.gethostname(),
+        "mediaml.pid": os.getpid(),
     }
     if choices.get("hparams_search"):
         tags["mediaml.hparams_search"] = choices["hparams_search"]
@@ -150,6 +155,7 @@ def tracked_run(cfg: DictConfig, output_dir: Path) -> Iterator[Tracker]:
     uri = resolve_tracking_uri(cfg.logger.tracking_uri, cfg.logger.store_dir)
     mlflow.set_tracking_uri(uri)
     experiment_id = ensure_experiment(uri, cfg.logger.store_dir, cfg.logger.experiment_name)
+    close_dead_runs(uri, experiment_id)
     tags = run_tags(cfg, output_dir)
     run = mlflow.start_run(experiment_id=experiment_id, run_name=cfg.logger.run_name or run_name(tags), tags=tags)
     tracker = Tracker(output_dir, run.info.run_id, tracking_uri=uri, experiment_name=cfg.logger.experiment_name)
@@ -174,6 +180,41 @@ def tracked_run(cfg: DictConfig, output_dir: Path) -> Iterator[Tracker]:
     finally:
         mlflow.end_run(status=status)
         log.info("MLflow run %s ended %s", run.info.run_id, status)
+
+
+def close_dead_runs(uri: str, experiment_id: str) -> list[str]:
+    """End as KILLED the runs still RUNNING whose process, on this host, no longer exists.
+
+    SIGKILL cannot be caught: joblib kills its workers that way when a parallel sweep is
+    interrupted, and an OOM kill does too. Those runs would stay RUNNING forever; the next run of
+    the experiment closes them. Runs of live processes and of other hosts are left alone.
+    """
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    host, closed = socket.gethostname(), []
+    for r in client.search_runs([experiment_id], "attributes.status = 'RUNNING'", max_results=1000):
+        tags = r.data.tags
+        if tags.get("mediaml.host") != host or not tags.get("mediaml.pid", "").isdigit():
+            continue
+        if _process_alive(int(tags["mediaml.pid"])):
+            continue
+        client.set_tag(r.info.run_id, "mediaml.closed_by", "a later run: its process had died")
+        client.set_terminated(r.info.run_id, status="KILLED")
+        closed.append(r.info.run_id)
+    if closed:
+        log.warning("closed %d run(s) left RUNNING by dead processes as KILLED: %s", len(closed), closed)
+    return closed
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
 
 
 def _log_traceback(tracker: Tracker) -> None:
