@@ -2,15 +2,17 @@
 
     MEDIAML_DATA_DIR=../shared/data python benchmarks/bench_video_cache.py [--decode-batches 12] [--epochs 2]
 
-Three training loaders feed the same C3D (1/8 width, as conf/model/c3d.yaml) through the same plain
-fwd + bwd + AdamW loop, batch 5:
+Three training loaders feed the same two models, seed 002's network (conf/model/c3d_seed.yaml) and
+C3D at 1/8 width (conf/model/c3d.yaml), through the same plain fwd + bwd + AdamW loop, batch 5; each
+batch is loaded once and both models step on it, so the data time is shared and the model time is
+kept per model. An epoch of a model = data time + its step time:
   seed    seed 002's loader exactly: labeled_video_dataset on Train/, make_clip_sampler("random", 1),
           UniformTemporalSubsample(10) -> x/255 -> Normalize -> RandomShortSideScale(248, 256)
           -> CenterCropVideo(112) -> RandomHorizontalFlip, all on full-resolution float frames
   decode  this project with dataset.cache=false: labeled_video_dataset, the project's transforms
   cache   this project with dataset.cache=true (the default): uint8 clips decoded once
 `decode`/`seed` run --decode-batches batches (an epoch is 35); `cache` runs --epochs whole epochs.
-Prints per batch: wall, data wall, CPU; the epoch time (35 batches) and clips/s; the ratios.
+Prints per batch data and step times, per model the epoch time (35 batches), clips/s and the ratios.
 
 Equal accuracy: the cache holds the very tensors the decode pipeline produces for evaluation (checked
 here on every validation clip, bit for bit), so one model scores the same through both; training
@@ -80,28 +82,39 @@ def seed_loader(train_dir: Path):
     return torch.utils.data.DataLoader(ds, batch_size=5, num_workers=0)
 
 
-def run_batches(loader, model, opt, n_batches: int | None):
+def run_batches(loader, models, n_batches: int | None):
+    """Train every model on each batch; the data time is shared, the model time is kept per model."""
     import torch
 
-    stats = {"batches": 0, "wall": 0.0, "data": 0.0, "cpu": 0.0, "clips": 0}
+    stats = {"batches": 0, "data": 0.0, "data_cpu": 0.0, "clips": 0,
+             **{f"model_{k}": 0.0 for k in models}, **{f"cpu_{k}": 0.0 for k in models}}
     it = iter(loader)
-    c0, t0 = cpu_s(), time.perf_counter()
     while n_batches is None or stats["batches"] < n_batches:
-        td = time.perf_counter()
+        td, cd = time.perf_counter(), cpu_s()
         try:
             batch = next(it)
         except StopIteration:
             break
         stats["data"] += time.perf_counter() - td
+        stats["data_cpu"] += cpu_s() - cd
         x, y = batch["video"], batch["label"].float()
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(model(x).squeeze(-1), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+        for name, (model, opt) in models.items():
+            tm, cm = time.perf_counter(), cpu_s()
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(model(x).squeeze(-1), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            stats[f"model_{name}"] += time.perf_counter() - tm
+            stats[f"cpu_{name}"] += cpu_s() - cm
         stats["batches"] += 1
         stats["clips"] += len(y)
-    stats["wall"], stats["cpu"] = time.perf_counter() - t0, cpu_s() - c0
     return stats
+
+
+def per_batch(r, name):
+    """(wall, CPU) seconds per batch for one model: shared data time + that model's step."""
+    b = max(r["batches"], 1)
+    return (r["data"] + r[f"model_{name}"]) / b, (r["data_cpu"] + r[f"cpu_{name}"]) / b
 
 
 def main() -> None:
@@ -131,33 +144,37 @@ def main() -> None:
     data_decode = VideoData(ds_decode, Path("/tmp/bench_video_cache")).setup()
     print(f"decode-pipeline index (probe every video): {time.perf_counter() - t:.1f} s")
 
-    model = C3D(num_outputs=1, width=0.125)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    model.train()
+    from mediaml.models.c3d import SeedVideo3DCNN
+
+    models = {}
+    for name, net in (("c3d_seed", SeedVideo3DCNN(num_outputs=1)), ("c3d", C3D(num_outputs=1, width=0.125))):
+        models[name] = (net.train(), torch.optim.AdamW(net.parameters(), lr=1e-3))
     epoch_batches = -(-len(data.datasets["train"]) // ds_cache.batch_size)
     rows = {}
     if not args.skip_seed:
-        rows["seed"] = run_batches(seed_loader(ds_cache.split_dir("train")), model, opt, args.decode_batches)
-        print("seed   ", fmt(rows["seed"], load1()))
-    rows["decode"] = run_batches(data_decode.loader("train"), model, opt, args.decode_batches)
-    print("decode ", fmt(rows["decode"], load1()))
+        rows["seed"] = run_batches(seed_loader(ds_cache.split_dir("train")), models, args.decode_batches)
+        print("seed   ", fmt(rows["seed"], models, load1()))
+    rows["decode"] = run_batches(data_decode.loader("train"), models, args.decode_batches)
+    print("decode ", fmt(rows["decode"], models, load1()))
     cache_rows = []
     for e in range(args.epochs):
-        cache_rows.append(run_batches(data.loader("train"), model, opt, None))
-        print(f"cache{e}  ", fmt(cache_rows[-1], load1()))
+        cache_rows.append(run_batches(data.loader("train"), models, None))
+        print(f"cache{e} ", fmt(cache_rows[-1], models, load1()))
     rows["cache"] = {k: sum(r[k] for r in cache_rows) for k in cache_rows[0]}
 
-    print(f"\nper epoch of {epoch_batches} batches (decode rows extrapolated from their batches):")
-    per = {k: r["wall"] / r["batches"] for k, r in rows.items()}
-    per_cpu = {k: r["cpu"] / r["batches"] for k, r in rows.items()}
-    for k in rows:
-        print(f"  {k:7s} epoch {per[k] * epoch_batches:7.1f} s wall, {per_cpu[k] * epoch_batches:7.1f} CPU-s, "
-              f"{rows[k]['clips'] / rows[k]['wall']:6.2f} clips/s, data {rows[k]['data'] / rows[k]['wall']:.0%} of wall")
-    for k in ("seed", "decode"):
-        if k in rows:
-            print(f"RATIO {k}/cache: {per[k] / per['cache']:.1f}x wall per batch, "
-                  f"{per_cpu[k] / per_cpu['cache']:.1f}x CPU per batch")
+    print(f"\nper epoch of {epoch_batches} batches of 5 clips (decode rows extrapolated from their batches):")
+    for name in models:
+        per = {k: per_batch(r, name) for k, r in rows.items()}
+        for k in rows:
+            wall, cpu = per[k]
+            print(f"  {name:8s} {k:7s} epoch {wall * epoch_batches:7.1f} s wall, {cpu * epoch_batches:7.1f} CPU-s, "
+                  f"{5 / wall:6.2f} clips/s, data {rows[k]['data'] / rows[k]['batches'] / wall:.0%} of wall")
+        for k in ("seed", "decode"):
+            if k in rows:
+                print(f"RATIO {name} {k}/cache: {per[k][0] / per['cache'][0]:.1f}x wall per batch, "
+                      f"{per[k][1] / per['cache'][1]:.1f}x CPU per batch")
 
+    model = models["c3d"][0]
     # Equal accuracy: the evaluation tensors of both pipelines are identical, so are the predictions.
     model.eval()
     same, n, correct = True, 0, 0
@@ -174,10 +191,10 @@ def main() -> None:
           f"this (briefly trained) model's val acc {correct / n:.3f} either way")
 
 
-def fmt(r, load) -> str:
+def fmt(r, models, load) -> str:
     b = max(r["batches"], 1)
-    return (f"{r['batches']:3d} batches: {r['wall'] / b:.3f} s/batch wall (data {r['data'] / b:.3f}), "
-            f"{r['cpu'] / b:.3f} CPU-s/batch, {r['clips'] / r['wall']:.2f} clips/s, load1 {load:.2f}")
+    parts = ", ".join(f"{k} step {r[f'model_{k}'] / b:.3f}" for k in models)
+    return f"{r['batches']:3d} batches: data {r['data'] / b:.3f} s/batch, {parts} (wall s/batch); load1 {load:.2f}"
 
 
 if __name__ == "__main__":
