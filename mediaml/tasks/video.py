@@ -156,7 +156,7 @@ class VideoTask(Task):
         best = checkpoint.best_model_path or None
         last = last_checkpoint.best_model_path or None
         fast_dev = bool(trainer_cfg.get("fast_dev_run"))
-        test_ckpt = None if fast_dev or not best else "best"
+        test_ckpt = None if fast_dev or not best else best  # the best-val checkpoint of `checkpoint`
         trainer.test(model, data.loader("test"), ckpt_path=test_ckpt, verbose=rank == 0)
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
         metrics["time/fit_s"] = fit_s
