@@ -1,0 +1,132 @@
+"""Seed 003's persona model: word topics from word vectors, then LDA over topic counts.
+
+fit(chars) on a frame with list columns adj / active / patient:
+1. vocabulary: words with count >= min_freq and count <= max_freq x (number of word types), the seed's
+   `get_vocab` rule (relative to word types, not documents: on real data it removes nothing);
+2. word vectors: gensim Word2Vec trained on the characters' bags (no pretrained vectors offline; the
+   seed used spaCy's), so word topics are co-occurrence topics;
+3. word topics: AgglomerativeClustering(n_topics, cosine, complete) of the vocabulary;
+4. each character -> counts over 3 x n_topics columns [adj | active | patient];
+5. LDA with n_personas components; persona = argmax of the character's persona mixture.
+`n_topics: null` skips 2-3 and counts words directly (model=lda_words). `weighting: tfidf` rescales
+the counts by idf before LDA (a variant, not the seed's).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+log = logging.getLogger(__name__)
+ROLES = ("adj", "active", "patient")
+
+
+class PersonaLDA:
+    def __init__(self, n_personas: int = 50, n_topics: int | None = 100, min_freq: int = 5,
+                 max_freq: float = 0.9, vector_size: int = 100, window: int = 10, w2v_epochs: int = 10,
+                 lda_max_iter: int = 10, doc_topic_prior: float | None = None,
+                 topic_word_prior: float | None = None, weighting: str = "counts", random_state: int = 0):
+        self.n_personas, self.n_topics = int(n_personas), (int(n_topics) if n_topics else None)
+        self.min_freq, self.max_freq = int(min_freq), float(max_freq)
+        self.vector_size, self.window, self.w2v_epochs = int(vector_size), int(window), int(w2v_epochs)
+        self.lda_max_iter, self.doc_topic_prior, self.topic_word_prior = int(lda_max_iter), doc_topic_prior, \
+            topic_word_prior
+        if weighting not in ("counts", "tfidf"):
+            raise ValueError(f"model.weighting={weighting!r}: expected 'counts' or 'tfidf'")
+        self.weighting, self.random_state = weighting, int(random_state)
+
+    # -- steps ---------------------------------------------------------------------------------
+    def _vocab(self, chars: pd.DataFrame) -> list[str]:
+        counts = Counter(w for role in ROLES for bag in chars[role] for w in bag)
+        cap = self.max_freq * len(counts) if self.max_freq <= 1 else self.max_freq
+        return sorted(w for w, c in counts.items() if self.min_freq <= c <= cap)
+
+    def _word_topics(self, chars: pd.DataFrame) -> np.ndarray:
+        from gensim.models import Word2Vec
+        from sklearn.cluster import AgglomerativeClustering
+
+        logging.getLogger("gensim").setLevel(logging.WARNING)  # per-epoch INFO lines drown the run log
+        sentences = [a + b + c for a, b, c in zip(chars["adj"], chars["active"], chars["patient"]) if a or b or c]
+        w2v = Word2Vec(sentences, vector_size=self.vector_size, window=self.window, min_count=1, workers=1,
+                       epochs=self.w2v_epochs, seed=self.random_state)
+        vectors = np.stack([w2v.wv[w] for w in self.vocab_]) + 1e-9  # the seed's +1e-9: no zero vector
+        n = min(self.n_topics, len(self.vocab_))
+        return AgglomerativeClustering(n_clusters=n, metric="cosine", linkage="complete").fit_predict(vectors)
+
+    def transform_counts(self, chars: pd.DataFrame) -> sparse.csr_matrix:
+        """Characters -> counts over [adj | active | patient] x (word topics, or words)."""
+        width = self.n_columns_
+        rows, cols = [], []
+        for i, bags in enumerate(zip(*(chars[r] for r in ROLES))):
+            for k, bag in enumerate(bags):
+                for w in bag:
+                    j = self.column_.get(w)
+                    if j is not None:
+                        rows.append(i)
+                        cols.append(k * width + j)
+        X = sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(chars), 3 * width))
+        X.sum_duplicates()
+        if self.weighting == "tfidf" and hasattr(self, "idf_"):
+            X = X.multiply(self.idf_).tocsr()
+        return X
+
+    # -- estimator -----------------------------------------------------------------------------
+    def fit(self, chars: pd.DataFrame) -> "PersonaLDA":
+        from sklearn.decomposition import LatentDirichletAllocation
+
+        t0 = time.perf_counter()
+        self.vocab_ = self._vocab(chars)
+        if not self.vocab_:
+            raise ValueError(f"empty vocabulary: no word occurs >= model.min_freq={self.min_freq} times")
+        self.timings_ = {"vocab_s": time.perf_counter() - t0}
+        if self.n_topics:
+            t0 = time.perf_counter()
+            self.word_topic_ = self._word_topics(chars)
+            self.column_ = dict(zip(self.vocab_, self.word_topic_))
+            self.n_columns_ = int(self.word_topic_.max()) + 1
+            self.timings_["word_topics_s"] = time.perf_counter() - t0
+        else:
+            self.column_ = {w: j for j, w in enumerate(self.vocab_)}
+            self.n_columns_ = len(self.vocab_)
+        X = self.transform_counts(chars)
+        if self.weighting == "tfidf":
+            df = np.asarray((X > 0).sum(axis=0)).ravel()
+            self.idf_ = np.log((1 + X.shape[0]) / (1 + df)) + 1
+            X = X.multiply(self.idf_).tocsr()
+        t0 = time.perf_counter()
+        self.lda_ = LatentDirichletAllocation(
+            n_components=self.n_personas, max_iter=self.lda_max_iter, doc_topic_prior=self.doc_topic_prior,
+            topic_word_prior=self.topic_word_prior, random_state=self.random_state, n_jobs=1).fit(X)
+        self.timings_["lda_s"] = time.perf_counter() - t0
+        return self
+
+    def predict_proba(self, chars: pd.DataFrame) -> np.ndarray:
+        return self.lda_.transform(self.transform_counts(chars))
+
+    def predict(self, chars: pd.DataFrame) -> np.ndarray:
+        return self.predict_proba(chars).argmax(axis=1)
+
+    # -- interpretation ------------------------------------------------------------------------
+    def topic_words(self, top: int = 8) -> dict[int, list[str]]:
+        """Word topic (or word) -> its words, for reading persona tables."""
+        groups: dict[int, list[str]] = {}
+        for w, j in self.column_.items():
+            groups.setdefault(int(j), []).append(w)
+        return {j: ws[:top] for j, ws in sorted(groups.items())}
+
+    def persona_table(self, top: int = 3) -> pd.DataFrame:
+        """Per persona and role, its `top` heaviest columns (word topics), as seed 003's interpretation."""
+        words = self.topic_words()
+        comp = self.lda_.components_ / self.lda_.components_.sum(axis=1, keepdims=True)
+        rows = []
+        for p, weights in enumerate(comp):
+            for k, role in enumerate(ROLES):
+                block = weights[k * self.n_columns_:(k + 1) * self.n_columns_]
+                for rank, j in enumerate(np.argsort(block)[::-1][:top]):
+                    rows.append({"persona": p, "role": role, "rank": rank, "column": int(j),
+                                 "weight": float(block[j]), "words": " ".join(words.get(int(j), []))})
+        return pd.DataFrame(rows)

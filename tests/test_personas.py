@@ -1,0 +1,126 @@
+"""task=personas: planted personas are recovered, gold matching works on a real excerpt, bad input is named."""
+import json
+
+import pandas as pd
+import pytest
+
+from conftest import require_real
+from mediaml.data.errors import DataError, DataNotFoundError
+from mediaml.data.personas import (CharacterFeaturesDataset, match_gold, parse_list, read_gold,
+                                   tokens)
+from mediaml.run import run
+from mediaml.tasks.personas import PersonasTask
+from mediaml.tracking.tracker import Tracker
+
+FEATURES = "personas_extra/utopiansky2022_plot_nlp_char_features/char_features_realigned_all.tsv.gz"
+SAMPLE = "personas_derived/character_attributes_sample_300.csv"
+
+
+def run_metrics(make_cfg, overrides, tmp_path):
+    cfg = make_cfg(["task=personas", "logger=none", *overrides])
+    return PersonasTask(cfg).run(Tracker(tmp_path / "out"))
+
+
+# -- synthetic ---------------------------------------------------------------------------------------
+def test_planted_personas_are_recovered(make_cfg, tmp_path):
+    # 6 planted personas over 12 word topics per role, 300 gold characters; random 6-way VI is ~3.3 nats.
+    m = run_metrics(make_cfg, ["model.n_topics=12", "model.n_personas=6"], tmp_path)
+    assert m["test/vi"] < 0.6  # bound; measured 0.295 at seed 0
+    assert m["test/ami"] > 0.8 and m["test/purity"] > 0.8
+    assert m["test/vi_random"] - m["test/vi"] > 3 * m["test/vi_random_std"]
+    assert m["test/vi_bits"] == pytest.approx(m["test/vi"] / 0.6931471805599453)
+    assert (tmp_path / "out" / "artifacts" / "persona_topics.csv").exists()
+
+
+def test_lda_words_recovers_too(make_cfg, tmp_path):
+    m = run_metrics(make_cfg, ["model=lda_words", "model.n_personas=6"], tmp_path)
+    assert m["test/vi"] < 0.6 and m["test/ami"] > 0.8
+
+
+def test_structure_is_planted_not_accidental(make_cfg, tmp_path):
+    # Words drawn from any topic: no persona signal left, the same model falls to chance.
+    m = run_metrics(make_cfg, ["model.n_topics=12", "model.n_personas=6", "dataset.noise=1.0"], tmp_path)
+    assert m["test/ami"] < 0.1 and m["test/vi"] > 2.5
+
+
+def test_run_logs_objective_through_mlflow(make_cfg, store, tmp_path):
+    cfg = make_cfg(["task=personas", "model.n_topics=12", "model.n_personas=6", "task.n_random=5"])
+    value = run(cfg)
+    assert 0 <= value < 0.6
+
+
+# -- parsing and bad input ---------------------------------------------------------------------------
+def test_list_strings_as_the_files_write_them():
+    assert parse_list("['warns']", "f") == ["warns"]
+    assert parse_list("0.0", "f") == [] and parse_list("[]", "f") == [] and parse_list("", "f") == []
+    # the features TSV double-quotes cells that contain a quote, twice
+    assert parse_list('"""[\'takes\', """"visit\'s"""", \'gave\']"""', "f") == ["takes", "visit's", "gave"]
+    assert tokens(["Gamemaker", "visit's", "old"]) == ["gamemaker", "old"]
+
+
+def test_malformed_list_string_names_file_row_and_field():
+    with pytest.raises(DataError, match=r"chars.tsv row 7 field agent_verbs"):
+        parse_list("warns, runs", "chars.tsv row 7 field agent_verbs")
+
+
+def test_bad_gold_line_names_file_and_line(tmp_path):
+    f = tmp_path / "gold.txt"
+    f.write_text('hero\t{"char": "A", "movie": "M", "id": "/m/1"}\nvillain\t{not json}\n')
+    with pytest.raises(DataError, match=r"gold.txt:2: the JSON"):
+        read_gold(f)
+    f.write_text('hero {"char": "A"}\n')
+    with pytest.raises(DataError, match=r"gold.txt:1: expected 'trope<TAB>json'"):
+        read_gold(f)
+
+
+def test_missing_file_says_which_and_where(make_cfg, tmp_path):
+    cfg = make_cfg(["task=personas", "dataset=cmu_personas", f"paths.data_dir={tmp_path}"])
+    with pytest.raises(DataNotFoundError, match="char_features_realigned_all"):
+        PersonasTask(cfg).check_inputs()
+
+
+def test_matching_rules_on_a_hand_made_excerpt():
+    chars = pd.DataFrame({"wiki_id": ["1", "1", "1", "2"], "character": ["Philip", "Brainard", "Sarah", "Lieutenant"],
+                          "adj": [["odd"], [], [], []], "active": [["invents", "flies"], ["forgets"], [], []],
+                          "patient": [[], [], [], []]})
+    movies = pd.DataFrame({"wiki_id": ["1", "2"], "title": ["Flubber", "Platoon"]})
+    gold = pd.DataFrame({"gidx": [0, 1, 2], "trope": ["prof", "officer", "x"],
+                         "gold_name": ["Professor Philip Brainard", "The Lieutenant", "Nobody"],
+                         "movie": ["Flubber", "Platoon", "Flubber"], "char_id": ["a", "b", "c"]})
+    matched, res = match_gold(chars, gold, movies)
+    # two candidates (first name, surname) -> the row with most words; "The Lieutenant" only with titles kept
+    assert matched["row"].tolist() == [0, 3]
+    assert res.loc[0, "n_candidates"] == 2 and res.loc[1, "how"] == "name tokens incl. titles"
+    assert res.loc[2, "row"] == -1
+
+
+# -- real data -----------------------------------------------------------------------------------------
+def test_gold_matching_on_real_data():
+    d = require_real(FEATURES)
+    ds = CharacterFeaturesDataset(name="cmu_personas", data_dir=str(d), features_file=FEATURES,
+                                  gold_file="cmu_movie_summary/tvtropes.clusters.txt",
+                                  metadata_file="cmu_movie_summary/movie.metadata.tsv.gz")
+    data = ds.load()
+    c = data.counts
+    assert c["data/characters"] == 150624 and c["data/movies"] == 35429
+    # 443 of 501 lines (anchors: 443; gold501_coverage.csv: 441, all included), 389 characters, 71 tropes
+    assert c["data/gold_lines"] == 501 and c["data/gold_matched"] == 443
+    assert c["data/gold_matched_characters"] == 389 and c["data/gold_matched_tropes"] == 71
+    assert c["data/gold_rows_shared_by_two_characters"] == 0
+    cov = pd.read_csv(d / "personas_extra/gold501_coverage.csv", keep_default_na=False)
+    theirs = set(cov.loc[cov["utopiansky_realigned"] != "", "gidx"])
+    assert theirs <= set(data.gold["gidx"])
+    flubber = data.gold[data.gold["gold_name"] == "Professor Philip Brainard"]
+    assert flubber["matched_name"].tolist() == ["Philip"]
+
+
+def test_personas_sample_reads_the_seed_format():
+    d = require_real(SAMPLE)
+    from mediaml.data.personas import PersonasSampleDataset
+
+    data = PersonasSampleDataset(name="personas_sample", data_dir=str(d), sample_file=SAMPLE,
+                                 gold_file="cmu_movie_summary/tvtropes.clusters.txt",
+                                 metadata_file="cmu_movie_summary/movie.metadata.tsv.gz").load()
+    katniss = data.chars[data.chars["character"] == "Katniss"].iloc[0]
+    assert katniss["active"][:3] == ["taken", "survives", "drops"] and katniss["adj"] == []
+    assert data.counts["data/characters_without_words"] > 0  # counted, kept out of fitting by task.min_words
