@@ -99,12 +99,24 @@ def read_gold(path: Path) -> pd.DataFrame:
 
 
 def read_movie_titles(path: Path) -> pd.DataFrame:
-    """movie.metadata.tsv(.gz): wiki id and title (columns 1 and 3, no header)."""
-    df = pd.read_csv(path, sep="\t", header=None, usecols=[0, 2, 4], names=["wiki_id", "title", "revenue"],
-                     dtype={"wiki_id": str, "title": str}, quoting=3)
-    if df["wiki_id"].isna().any() or not df["wiki_id"].str.isdigit().all():
+    """movie.metadata.tsv(.gz): wiki id, title, revenue and genres (columns 1, 3, 5, 9; no header)."""
+    df = pd.read_csv(path, sep="\t", header=None, usecols=[0, 2, 4, 8],
+                     names=["wiki_id", "title", "revenue", "genres"], dtype=str, quoting=3, keep_default_na=False)
+    if not df["wiki_id"].str.isdigit().all():
         raise DataError(f"{path}: column 1 (wiki_id) must be integer ids")
+    df["genres"] = [_genre_tokens(js, f"{path} row {i + 1} column 9 (genres)") for i, js in enumerate(df["genres"])]
     return df
+
+
+def _genre_tokens(js: str, where: str) -> list[str]:
+    """'{"/m/01jfsb": "Thriller", ...}' -> ["thriller", ...] (one alphabetic token per genre)."""
+    if not js.strip():
+        return []
+    try:
+        names = json.loads(js).values()
+    except (json.JSONDecodeError, AttributeError):
+        raise DataError(f"{where}: expected a JSON object of freebase id -> genre name, got {js[:80]!r}") from None
+    return ["".join(ch for ch in g.lower() if ch.isalpha()) for g in names]
 
 
 def match_gold(chars: pd.DataFrame, gold: pd.DataFrame, movies: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -172,6 +184,9 @@ def _finish(chars: pd.DataFrame, data_dir: Path, gold_file: str, metadata_file: 
             source: str) -> CharacterBags:
     gold = read_gold(require_file(data_dir, gold_file, name, source))
     movies = read_movie_titles(require_file(data_dir, metadata_file, name, source))
+    # The movie's genres ride along with each character (model.genre_weight decides whether they are used).
+    genres = dict(zip(movies["wiki_id"], movies["genres"]))
+    chars = chars.assign(genres=[genres.get(w, []) for w in chars["wiki_id"]])
     matched, res = match_gold(chars, gold, movies)
     counts, report = gold_report(res, matched)
     nonempty = chars[list(ROLES)].apply(lambda r: sum(len(v) for v in r), axis=1)
@@ -285,7 +300,7 @@ class SyntheticPersonasDataset:
                 row[r] = [word(r, t, w) for t, w in zip(topics, rng.integers(0, self.words_per_topic,
                                                                               self.words_per_role))]
             rows.append(row)
-        chars = pd.DataFrame(rows)
+        chars = pd.DataFrame(rows).assign(genres=[[] for _ in rows])
         gold_rows = rng.choice(self.n_characters, self.n_gold, replace=False)
         gold = pd.DataFrame({"row": gold_rows, "trope": [f"persona{persona[r]}" for r in gold_rows],
                              "char_id": [f"char{r}" for r in gold_rows]})
