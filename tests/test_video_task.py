@@ -117,12 +117,12 @@ def test_three_classes_use_cross_entropy_and_macro_metrics(make_cfg, shared_cach
     assert m["data/n_classes"] == 3 and 0 <= m["test/acc"] <= 1 and "test/auroc" in m
 
 
-@pytest.mark.parametrize("model", ["c3d", "c3d_seed", "x3d_xs", "r2plus1d"])
+@pytest.mark.parametrize("model", ["c3d", "c3d_seed", "x3d_xs", "r2plus1d", "c3d model.motion=true"])
 def test_models_build_from_config_and_give_one_logit(make_cfg, model):
     import torch
     from hydra.utils import instantiate
 
-    cfg = make_cfg(["task=video", f"model={model}"])
+    cfg = make_cfg(["task=video", *f"model={model}".split()])
     net = instantiate(cfg.model, num_outputs=1, num_frames=8, crop=64).eval()
     with torch.no_grad():
         assert net(torch.randn(2, 3, 8, 64, 64)).shape == (2, 1)

@@ -28,11 +28,14 @@ def _conv_block(cin: int, cout: int, batchnorm: bool) -> list[nn.Module]:
 
 class C3D(nn.Module):
     def __init__(self, num_outputs: int = 1, width: float = 0.125, fc_hidden: int | None = None,
-                 dropout: float = 0.5, batchnorm: bool = True, in_channels: int = 3, **_):
+                 dropout: float = 0.5, batchnorm: bool = True, in_channels: int = 3, motion: bool = False, **_):
         super().__init__()
+        # motion=True: the input also gets its temporal differences x[t] - x[t-1] as extra channels
+        # (a cheap motion stream; fights are fast motion), so conv1 sees 2 * in_channels channels.
+        self.motion = bool(motion)
         widths = [max(1, int(round(w * width))) for w in C3D_WIDTHS]
         layers: list[nn.Module] = []
-        cin = in_channels
+        cin = in_channels * (2 if self.motion else 1)
         for i, cout in enumerate(widths):
             layers += _conv_block(cin, cout, batchnorm)
             if i in C3D_POOLS:
@@ -47,6 +50,9 @@ class C3D(nn.Module):
         self.fc7 = nn.Linear(hidden, num_outputs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.motion:
+            diff = torch.diff(x, dim=2, prepend=x[:, :, :1])
+            x = torch.cat([x, diff], dim=1)
         x = self.pool(self.features(x)).flatten(1)
         return self.fc7(self.dropout(torch.relu(self.fc6(x))))  # C3D: dropout after the ReLU of fc6
 
