@@ -148,7 +148,13 @@ class VideoTask(Task):
         if ckpt_path:
             log.info("resuming from %s", ckpt_path)
         start = time.perf_counter()
-        trainer.fit(model, data.loader("train"), data.loader("val"), ckpt_path=ckpt_path)
+        try:
+            trainer.fit(model, data.loader("train"), data.loader("val"), ckpt_path=ckpt_path)
+        except SystemExit:
+            # Lightning turns Ctrl-C / SIGTERM into exit(1); the spine should close the run KILLED, not FAILED.
+            if trainer.interrupted:
+                raise KeyboardInterrupt("training interrupted") from None
+            raise
         fit_s = time.perf_counter() - start
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith(("val/", "train/"))}
 
