@@ -157,3 +157,8 @@ def test_real_genre_kmeans_beats_random(make_cfg, tmp_path):
     assert m["data/gold_matched"] == 443
     assert m["test/vi_random"] - m["test/vi"] > 3 * m["test/vi_random_std"]
     assert m["test/ami"] >= 0.10
+
+
+def test_lda_genre_columns_need_genres(make_cfg, tmp_path):
+    with pytest.raises(ValueError, match="no movie genres"):
+        run_metrics(make_cfg, ["model.n_topics=12", "model.n_personas=6", "model.genre_weight=1"], tmp_path)

@@ -9,7 +9,8 @@ fit(chars) on a frame with list columns adj / active / patient:
 4. each character -> counts over 3 x n_topics columns [adj | active | patient];
 5. LDA with n_personas components; persona = argmax of the character's persona mixture.
 `n_topics: null` skips 2-3 and counts words directly (model=lda_words). `weighting: tfidf` rescales
-the counts by idf before LDA (a variant, not the seed's).
+the counts by idf before LDA, `genre_weight > 0` appends the movie's genres as extra columns with
+that count each (variants, not the seed's).
 """
 from __future__ import annotations
 
@@ -29,7 +30,8 @@ class PersonaLDA:
     def __init__(self, n_personas: int = 50, n_topics: int | None = 100, min_freq: int = 5,
                  max_freq: float = 0.9, vector_size: int = 100, window: int = 10, w2v_epochs: int = 10,
                  lda_max_iter: int = 10, doc_topic_prior: float | None = None,
-                 topic_word_prior: float | None = None, weighting: str = "counts", random_state: int = 0):
+                 topic_word_prior: float | None = None, weighting: str = "counts", genre_weight: float = 0.0,
+                 random_state: int = 0):
         self.n_personas, self.n_topics = int(n_personas), (int(n_topics) if n_topics else None)
         self.min_freq, self.max_freq = int(min_freq), float(max_freq)
         self.vector_size, self.window, self.w2v_epochs = int(vector_size), int(window), int(w2v_epochs)
@@ -37,7 +39,7 @@ class PersonaLDA:
             topic_word_prior
         if weighting not in ("counts", "tfidf"):
             raise ValueError(f"model.weighting={weighting!r}: expected 'counts' or 'tfidf'")
-        self.weighting, self.random_state = weighting, int(random_state)
+        self.weighting, self.random_state, self.genre_weight = weighting, int(random_state), float(genre_weight)
 
     # -- steps ---------------------------------------------------------------------------------
     def _vocab(self, chars: pd.DataFrame) -> list[str]:
@@ -70,6 +72,12 @@ class PersonaLDA:
                         cols.append(k * width + j)
         X = sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(chars), 3 * width))
         X.sum_duplicates()
+        if self.genre_weight:
+            g_rows = [i for i, gs in enumerate(chars["genres"]) for g in gs if g in self.genre_column_]
+            g_cols = [self.genre_column_[g] for gs in chars["genres"] for g in gs if g in self.genre_column_]
+            G = sparse.csr_matrix((np.full(len(g_rows), self.genre_weight), (g_rows, g_cols)),
+                                  shape=(len(chars), len(self.genre_column_)))
+            X = sparse.hstack([X, G]).tocsr()
         if self.weighting == "tfidf" and hasattr(self, "idf_"):
             X = X.multiply(self.idf_).tocsr()
         return X
@@ -92,6 +100,10 @@ class PersonaLDA:
         else:
             self.column_ = {w: j for j, w in enumerate(self.vocab_)}
             self.n_columns_ = len(self.vocab_)
+        if self.genre_weight:
+            if "genres" not in chars or not any(len(g) for g in chars["genres"]):
+                raise ValueError("model.genre_weight > 0 but the dataset has no movie genres")
+            self.genre_column_ = {g: j for j, g in enumerate(sorted({g for gs in chars["genres"] for g in gs}))}
         X = self.transform_counts(chars)
         if self.weighting == "tfidf":
             df = np.asarray((X > 0).sum(axis=0)).ravel()
@@ -129,6 +141,12 @@ class PersonaLDA:
                 for rank, j in enumerate(np.argsort(block)[::-1][:top]):
                     rows.append({"persona": p, "role": role, "rank": rank, "column": int(j),
                                  "weight": float(block[j]), "words": " ".join(words.get(int(j), []))})
+            if self.genre_weight:
+                names = sorted(self.genre_column_, key=self.genre_column_.get)
+                block = weights[3 * self.n_columns_:]
+                for rank, j in enumerate(np.argsort(block)[::-1][:top]):
+                    rows.append({"persona": p, "role": "genre", "rank": rank, "column": int(j),
+                                 "weight": float(block[j]), "words": names[j]})
         return pd.DataFrame(rows)
 
 
