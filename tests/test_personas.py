@@ -118,7 +118,7 @@ def test_personas_sample_reads_the_seed_format():
     d = require_real(SAMPLE)
     from mediaml.data.personas import PersonasSampleDataset
 
-    data = PersonasSampleDataset(name="personas_sample", data_dir=str(d), sample_file=SAMPLE,
+    data = PersonasSampleDataset(name="personas_sample", data_dir=str(d), features_file=SAMPLE,
                                  gold_file="cmu_movie_summary/tvtropes.clusters.txt",
                                  metadata_file="cmu_movie_summary/movie.metadata.tsv.gz").load()
     katniss = data.chars[data.chars["character"] == "Katniss"].iloc[0]
@@ -162,3 +162,15 @@ def test_real_genre_kmeans_beats_random(make_cfg, tmp_path):
 def test_lda_genre_columns_need_genres(make_cfg, tmp_path):
     with pytest.raises(ValueError, match="no movie genres"):
         run_metrics(make_cfg, ["model.n_topics=12", "model.n_personas=6", "model.genre_weight=1"], tmp_path)
+
+
+def test_missing_column_names_file_and_column(tmp_path):
+    from mediaml.data.personas import PersonasSampleDataset
+
+    (tmp_path / "chars.csv").write_text(",wiki_id,character,adj,active\n0,1,Rue,[],['draws']\n")
+    (tmp_path / "gold.txt").write_text('hero\t{"char": "Rue", "movie": "M", "id": "/m/1"}\n')
+    (tmp_path / "meta.tsv").write_text("1\t/m/1\tM\t\t\t\t{}\t{}\t{}\n")
+    ds = PersonasSampleDataset(name="personas_sample", data_dir=str(tmp_path), features_file="chars.csv",
+                               gold_file="gold.txt", metadata_file="meta.tsv")
+    with pytest.raises(DataError, match=r"chars.csv: missing column\(s\) \['patient'\]"):
+        ds.load()

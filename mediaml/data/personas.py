@@ -198,63 +198,55 @@ def _finish(chars: pd.DataFrame, data_dir: Path, gold_file: str, metadata_file: 
 
 # -- datasets --------------------------------------------------------------------------------------
 class _FileDataset:
-    files: tuple[str, ...] = ()
+    """A features file + gold + metadata under data_dir. Subclasses say how to read the file into bags."""
 
-    def __init__(self, name: str, data_dir: str, gold_file: str, metadata_file: str, source: str = "",
-                 tasks=None, **kw):
+    columns: tuple[str, ...] = ()
+
+    def __init__(self, name: str, data_dir: str, features_file: str, gold_file: str, metadata_file: str,
+                 source: str = "", tasks=None):
         self.name, self.data_dir, self.source, self.tasks = name, Path(data_dir), source, tasks
-        self.gold_file, self.metadata_file = gold_file, metadata_file
+        self.features_file, self.gold_file, self.metadata_file = features_file, gold_file, metadata_file
 
     def check(self) -> None:
-        for rel in (self.features_path, self.gold_file, self.metadata_file):
+        for rel in (self.features_file, self.gold_file, self.metadata_file):
             require_file(self.data_dir, rel, self.name, self.source)
+
+    def load(self) -> CharacterBags:
+        path = require_file(self.data_dir, self.features_file, self.name, self.source)
+        df = self._read(path)
+        missing = [c for c in self.columns if c not in df.columns]
+        if missing:
+            raise DataError(f"{path}: missing column(s) {missing}; has {list(df.columns)}")
+        where = lambda i, col: f"{path} row {i + 2} field {col}"  # noqa: E731  (+2: header, 1-based)
+        chars = pd.DataFrame({"wiki_id": df["wiki_id"].str.strip().to_numpy(),
+                              "character": df["character"].to_numpy(), **self._bags(df, where)})
+        return _finish(chars, self.data_dir, self.gold_file, self.metadata_file, self.name, self.source)
 
 
 class CharacterFeaturesDataset(_FileDataset):
     """char_features_realigned_all.tsv.gz: wiki_id, character, agent_verbs, patient_verbs, attributes."""
 
-    def __init__(self, features_file: str, **kw):
-        super().__init__(**kw)
-        self.features_path = features_file
+    columns = ("wiki_id", "character", "agent_verbs", "patient_verbs", "attributes")
 
-    def load(self) -> CharacterBags:
-        path = require_file(self.data_dir, self.features_path, self.name, self.source)
-        df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, quoting=3)
-        need = ["wiki_id", "character", "agent_verbs", "patient_verbs", "attributes"]
-        missing = [c for c in need if c not in df.columns]
-        if missing:
-            raise DataError(f"{path}: missing column(s) {missing}; has {list(df.columns)}")
-        where = lambda i, col: f"{path} row {i + 2} field {col}"  # noqa: E731  (+2: header, 1-based)
-        chars = pd.DataFrame({
-            "wiki_id": df["wiki_id"].str.strip(),
-            "character": df["character"],
-            "adj": [tokens(s.split()) for s in df["attributes"]],
-            "active": [tokens(parse_list(s, where(i, "agent_verbs"))) for i, s in enumerate(df["agent_verbs"])],
-            "patient": [tokens(parse_list(s, where(i, "patient_verbs")))
-                        for i, s in enumerate(df["patient_verbs"])],
-        })
-        return _finish(chars, self.data_dir, self.gold_file, self.metadata_file, self.name, self.source)
+    def _read(self, path: Path) -> pd.DataFrame:
+        return pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, quoting=3)
+
+    def _bags(self, df: pd.DataFrame, where) -> dict[str, list]:
+        return {"adj": [tokens(s.split()) for s in df["attributes"]],  # attributes are space-separated
+                **{role: [tokens(parse_list(s, where(i, col))) for i, s in enumerate(df[col])]
+                   for role, col in (("active", "agent_verbs"), ("patient", "patient_verbs"))}}
 
 
 class PersonasSampleDataset(_FileDataset):
     """Seed 003's character_attributes CSV: index, wiki_id, character, adj, active, patient (list strings)."""
 
-    def __init__(self, sample_file: str, **kw):
-        super().__init__(**kw)
-        self.features_path = sample_file
+    columns = ("wiki_id", "character", *ROLES)
 
-    def load(self) -> CharacterBags:
-        path = require_file(self.data_dir, self.features_path, self.name, self.source)
-        df = pd.read_csv(path, index_col=0, dtype=str, keep_default_na=False)
-        missing = [c for c in ("wiki_id", "character", *ROLES) if c not in df.columns]
-        if missing:
-            raise DataError(f"{path}: missing column(s) {missing}; has {list(df.columns)}")
-        chars = pd.DataFrame({"wiki_id": df["wiki_id"].str.strip().to_numpy(),
-                              "character": df["character"].to_numpy()})
-        for role in ROLES:
-            chars[role] = [tokens(parse_list(s, f"{path} row {i + 2} field {role}"))
-                           for i, s in enumerate(df[role])]
-        return _finish(chars, self.data_dir, self.gold_file, self.metadata_file, self.name, self.source)
+    def _read(self, path: Path) -> pd.DataFrame:
+        return pd.read_csv(path, index_col=0, dtype=str, keep_default_na=False)
+
+    def _bags(self, df: pd.DataFrame, where) -> dict[str, list]:
+        return {role: [tokens(parse_list(s, where(i, role))) for i, s in enumerate(df[role])] for role in ROLES}
 
 
 class SyntheticPersonasDataset:
