@@ -29,7 +29,8 @@ def test_planted_personas_are_recovered(make_cfg, tmp_path):
     assert m["test/ami"] > 0.8 and m["test/purity"] > 0.8
     assert m["test/vi_random"] - m["test/vi"] > 3 * m["test/vi_random_std"]
     assert m["test/vi_bits"] == pytest.approx(m["test/vi"] / 0.6931471805599453)
-    assert (tmp_path / "out" / "artifacts" / "persona_topics.csv").exists()
+    for name in ("persona_topics.csv", "gold_predictions.csv", "figures/vi_vs_random.png"):
+        assert (tmp_path / "out" / "artifacts" / name).exists()
 
 
 def test_lda_words_recovers_too(make_cfg, tmp_path):

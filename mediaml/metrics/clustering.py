@@ -59,7 +59,14 @@ def ami(pred, gold) -> float:
 
 def random_vi(pred, gold, n_seeds: int = 20, groups: Sequence[Hashable] | None = None,
               seed: int = 0) -> tuple[float, float]:
-    """Mean and std VI (nats) of random assignments with the same cluster sizes as `pred`.
+    """Mean and std VI (nats) of random assignments with the same cluster sizes as `pred`."""
+    vis = random_vis(pred, gold, n_seeds, groups, seed)
+    return float(np.mean(vis)), float(np.std(vis))
+
+
+def random_vis(pred, gold, n_seeds: int = 20, groups: Sequence[Hashable] | None = None,
+               seed: int = 0) -> list[float]:
+    """VI (nats) of `n_seeds` random assignments with the same cluster sizes as `pred`.
 
     `groups` (e.g. a character id per item): items of one group share a label, as a model's
     prediction for a multi-trope character does; the group labels are shuffled instead of items.
@@ -73,8 +80,7 @@ def random_vi(pred, gold, n_seeds: int = 20, groups: Sequence[Hashable] | None =
         keys, first, inverse = np.unique(groups, return_index=True, return_inverse=True)
         per_group = pred[first]
         draws = [rng.permutation(per_group)[inverse] for _ in range(n_seeds)]
-    vis = [variation_of_information(d, gold) for d in draws]
-    return float(np.mean(vis)), float(np.std(vis))
+    return [variation_of_information(d, gold) for d in draws]
 
 
 def multi_trope_floor(groups, gold) -> float:

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from hydra.utils import instantiate
 
-from mediaml.metrics.clustering import multi_trope_floor, score
+from mediaml.metrics.clustering import multi_trope_floor, random_vis, score
 from mediaml.tasks.base import DatasetTask
 from mediaml.tracking.tracker import Tracker
 
@@ -62,7 +62,29 @@ class PersonasTask(DatasetTask):
         tracker.log_dict({str(k): v for k, v in model.topic_words().items()} if model.n_topics else {},
                          "word_topics.json")
         tracker.log_table(pd.crosstab(gold["trope"], pred_chars), "trope_by_persona.csv", index=True)
+        self._log_vi_figure(tracker, metrics, random_vis(pred_chars, gold["trope"].to_numpy(),
+                                                         int(t.n_random), gold["char_id"].to_numpy(),
+                                                         int(self.cfg.seed)))
         return dict(tracker.metrics)
+
+    @staticmethod
+    def _log_vi_figure(tracker: Tracker, metrics: dict, random: list[float]) -> None:
+        """The model's VI against the random same-size VIs: the one picture that says signal or not."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(5, 3))
+        ax.hist(random, bins=10, color="0.7", label="random, same cluster sizes")
+        ax.axvline(metrics["test/vi"], color="C3", label=f"model {metrics['test/vi']:.3f}")
+        ax.axvline(metrics["test/vi_floor_multi_trope"], color="C0", ls="--", label="best reachable")
+        ax.set_xlabel("VI vs TV Tropes (nats, lower is better)")
+        ax.set_title(f"AMI {metrics['test/ami']:.3f}")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        tracker.log_figure(fig, "figures/vi_vs_random.png")
+        plt.close(fig)
 
     def _fit_rows(self, data, tracker: Tracker) -> np.ndarray:
         t = self.cfg.task
