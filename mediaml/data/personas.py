@@ -250,7 +250,7 @@ class PersonasSampleDataset(_FileDataset):
 
 
 class SyntheticPersonasDataset:
-    """Planted personas: each a Dirichlet-sparse mixture over word topics, per role.
+    """Planted personas: each picks `topics_per_persona` favourite word topics per role, used uniformly.
 
     `n_topics` disjoint word topics of `words_per_topic` words each (own vocabulary per role);
     persona p draws a character's words from its `topics_per_persona` favourite topics per role.
