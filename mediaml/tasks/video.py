@@ -27,7 +27,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from mediaml.compat import install_torchvision_alias
-from mediaml.tasks.base import Task
+from mediaml.tasks.base import DatasetTask
 from mediaml.tracking.tracker import Tracker
 
 install_torchvision_alias()
@@ -74,14 +74,7 @@ def resolve_ckpt_path(value, ckpt_dir: Path, runs_root: Path) -> str | None:
     return str(p.resolve())
 
 
-class VideoTask(Task):
-    def __init__(self, cfg):
-        super().__init__(cfg)
-        self.dataset = instantiate(cfg.dataset, _convert_="all")
-
-    def check_inputs(self) -> None:
-        self.dataset.check()
-
+class VideoTask(DatasetTask):
     def run(self, tracker: Tracker) -> dict[str, float]:
         import torch
         from lightning.pytorch.callbacks import (EarlyStopping, LearningRateMonitor, ModelCheckpoint,
