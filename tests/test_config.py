@@ -51,12 +51,6 @@ def test_data_dir_comes_from_the_environment(make_cfg, monkeypatch, tmp_path):
     assert make_cfg().paths.data_dir == str(tmp_path / "somewhere")
 
 
-@pytest.mark.parametrize("task", ["listening"])
-def test_unbuilt_tasks_say_so_clearly(make_cfg, store, task):
-    with pytest.raises(NotImplementedError, match=f"task={task} is not implemented yet"):
-        run(make_cfg([f"task={task}"]))
-
-
 def test_dataset_of_another_task_is_refused(make_cfg, store):
     with pytest.raises(ValueError, match="dataset=netflix is for task"):
         run(make_cfg(["task=genre", "dataset=netflix"]))

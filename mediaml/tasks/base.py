@@ -37,17 +37,3 @@ class DatasetTask(Task):
 
     def check_inputs(self) -> None:
         self.dataset.check()
-
-
-class NotImplementedTask(Task):
-    """Placeholder for the tasks whose issues are still open: the config tree is final, the runner is not."""
-
-    issue = ""
-
-    def check_inputs(self) -> None:
-        raise NotImplementedError(f"task={self.cfg.task.name} is not implemented yet ({self.issue}); "
-                                  f"its configs compose, its runner does not exist yet")
-
-    def run(self, tracker: Tracker) -> dict[str, float]:  # pragma: no cover - check_inputs raises first
-        self.check_inputs()
-        return {}

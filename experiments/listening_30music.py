@@ -1,0 +1,90 @@
+"""Seed 001's comparison rebuilt on real 30Music: five methods, one split, both experiments, one table.
+
+    MEDIAML_DATA_DIR=../shared/data python experiments/listening_30music.py [--seeds 0] [extra overrides...]
+
+Runs the documented multirun (tracked in the project store, one MLflow run per method, one sweep.id,
+so the MLflow UI compares them side by side):
+
+    python train.py -m task=listening dataset=30music model=random,popularity,als,deepwalk_us,deepwalk
+
+then reads the runs back from MLflow and prints a markdown table of recall/precision at k = 10, 20,
+50 for exp1 (similar songs), exp2 user queries and exp2 session queries, and says whether the
+paper's ordering (USS > U-S and MF > popularity > random) holds.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+METHODS = ["random", "popularity", "als", "deepwalk_us", "deepwalk"]
+LABELS = {"random": "Random", "popularity": "Popularity", "als": "MF (implicit ALS)",
+          "deepwalk_us": "DeepWalk U-S", "deepwalk": "DeepWalk USS (proposed)"}
+EXPERIMENTS = ["exp1", "exp2_user", "exp2_session"]
+
+
+def mean(vals):
+    return sum(vals) / len(vals)
+
+
+def main(argv: list[str]) -> None:
+    seeds = "0"
+    if argv[:1] == ["--seeds"]:
+        seeds, argv = argv[1], argv[2:]
+    import mediaml  # noqa: F401
+    from mlflow.tracking import MlflowClient
+
+    from mediaml.tracking.store import resolve_tracking_uri
+
+    sweep_dir = ROOT / "outputs" / "listening" / "experiments" / f"listening_30music_seeds{seeds.replace(',', '-')}"
+    cmd = [sys.executable, "train.py", "-m", "task=listening", "dataset=30music", f"model={','.join(METHODS)}",
+           f"seed={seeds}", f"hydra.sweep.dir={sweep_dir}", *argv]
+    print("$", " ".join(cmd[1:]), file=sys.stderr)
+    subprocess.run(cmd, cwd=ROOT, check=True)
+
+    client = MlflowClient(resolve_tracking_uri(None, ROOT / "mlruns"))
+    exp = client.get_experiment_by_name("listening")
+    sweep_id = str(sweep_dir.relative_to(ROOT / "outputs"))
+    runs = client.search_runs([exp.experiment_id],
+                              f"tags.`sweep.id` = '{sweep_id}' and attributes.status = 'FINISHED'")
+    by_method = defaultdict(list)
+    for r in runs:
+        by_method[r.data.tags["mediaml.model"]].append(r.data.metrics)
+    print(f"sweep.id = {sweep_id}  ({len(runs)} runs, seeds {seeds})\n")
+    any_run = next(iter(by_method.values()))[0]
+    print("Table 1 (this split): " + ", ".join(f"{k.split('/')[1]} {v:,.0f}" for k, v in sorted(any_run.items())
+                                               if k.startswith("data/t")) + "\n")
+
+    header = "| method | " + " | ".join(f"{e} R@{k} | {e} P@{k}" for e in EXPERIMENTS for k in (10, 50)) + " | fit s |"
+    print(header)
+    print("|" + "---|" * (header.count("|") - 1))
+    best = {}
+    for m in METHODS:
+        ms = by_method.get(m)
+        if not ms:
+            print(f"| {LABELS[m]} | (no finished run) |")
+            continue
+        cells = []
+        for e in EXPERIMENTS:
+            for k in (10, 50):
+                r = [x.get(f"{e}/recall_at_{k}", float("nan")) for x in ms]
+                p = [x.get(f"{e}/precision_at_{k}", float("nan")) for x in ms]
+                cells += [f"{mean(r):.4f}", f"{mean(p):.4f}"]
+        best[m] = {e: mean([x.get(f"{e}/recall_at_10", float("nan")) for x in ms]) for e in EXPERIMENTS}
+        print(f"| {LABELS[m]} | " + " | ".join(cells) + f" | {mean([x.get('time/fit_s', 0) for x in ms]):.1f} |")
+
+    if len(best) == len(METHODS):
+        print()
+        for e in EXPERIMENTS:
+            r = {m: best[m][e] for m in METHODS}
+            order = " > ".join(LABELS[m] for m in sorted(METHODS, key=lambda m: -r[m]))
+            claim = (r["deepwalk"] > r["deepwalk_us"] and r["deepwalk"] > r["als"]
+                     and r["popularity"] > r["random"])
+            print(f"{e} recall@10 ordering: {order}  -> paper's claim (USS > U-S and MF > pop > random) "
+                  f"{'holds' if claim else 'does NOT hold'}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
