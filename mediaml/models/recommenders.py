@@ -1,8 +1,8 @@
 """Recommenders for task=listening (paper seed 001, §6): base classes and the baselines.
 
-Every recommender is a scikit-learn-style estimator: ``__init__`` only stores parameters, ``fit(split)``
-learns from a :class:`~mediaml.data.listening.ListeningSplit` and returns ``self``, learned attributes end
-in ``_``. :meth:`Recommender.score` answers a batch of queries with one row of scores over all items
+Every recommender is a scikit-learn-style estimator: ``__init__`` only stores parameters (``name``: the
+method's label in tables and plots), ``fit(split)`` learns from a
+:class:`~mediaml.data.listening.ListeningSplit` and returns ``self``, learned attributes end in ``_``. :meth:`Recommender.score` answers a batch of queries with one row of scores over all items
 (float32, HIGHER = better); :mod:`mediaml.metrics.retrieval` turns those rows into top-k lists.
 
 Query kinds: ``"item"`` (item indexes: the first song of a test session, experiment 1), ``"user"`` (user
@@ -145,8 +145,9 @@ class RandomRecommender(Recommender):
     """Uniform random scores in [0, 1), a seeded hash of (seed, kind, query id, item): the same query gets
     the same ranking whatever batch it is scored in, and different queries get independent rankings."""
 
-    def __init__(self, seed: int = 0):
+    def __init__(self, seed: int = 0, name: str = "random"):
         self.seed = seed
+        self.name = name
 
     def fit(self, split) -> "RandomRecommender":
         self.n_items_ = int(split.n_items)
@@ -165,6 +166,9 @@ class RandomRecommender(Recommender):
 
 class PopularityRecommender(Recommender):
     """Every query gets the items ranked by their training play count (``plays_``)."""
+
+    def __init__(self, name: str = "popularity"):
+        self.name = name
 
     def fit(self, split) -> "PopularityRecommender":
         items = split.train["item"].to_numpy(np.int64)
@@ -187,7 +191,8 @@ class ALSRecommender(EmbeddingRecommender):
     metric = "dot"
 
     def __init__(self, factors: int = 128, regularization: float = 0.01, iterations: int = 15,
-                 alpha: float = 1.0, seed: int = 0, use_gpu: bool = False, num_threads: int = 0):
+                 alpha: float = 1.0, seed: int = 0, use_gpu: bool = False, num_threads: int = 0,
+                 name: str = "als"):
         self.factors = factors
         self.regularization = regularization
         self.iterations = iterations
@@ -195,6 +200,7 @@ class ALSRecommender(EmbeddingRecommender):
         self.seed = seed
         self.use_gpu = use_gpu
         self.num_threads = num_threads
+        self.name = name
 
     def confidence_matrix(self, split) -> sparse.csr_matrix:
         """The user x song matrix handed to implicit: c_ui = 1 + alpha * log(1 + y_ui) on played pairs.
