@@ -173,14 +173,16 @@ def _unix(value) -> int:
         return int(value)
     try:
         t = pd.Timestamp(str(value))
+        if t.year < 1970:
+            raise ValueError
     except ValueError:
         raise DataError(f"cutoff {value!r} is not a date (use e.g. '2015-06-01T00:00:00', read as UTC) "
                         f"or unix seconds") from None
     t = t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
-    return int(t.value // 10**9)
+    return int(t.timestamp())
 
 
-def session_cutoffs(events: pd.DataFrame, sess: np.ndarray, cutoff=None, cutoff_fraction: float | None = None,
+def session_cutoffs(events: pd.DataFrame, cutoff=None, cutoff_fraction: float | None = None,
                     cutoff_by: str | None = None) -> tuple[np.ndarray, dict]:
     """The cutoff (unix s) that applies to each event's group, and a description for the log."""
     if (cutoff is None) == (cutoff_fraction is None):
@@ -228,9 +230,8 @@ def split_sessions(events: pd.DataFrame, name: str, *, session_gap_minutes: floa
     ev = events.sort_values(["user", "timestamp"], kind="stable").reset_index(drop=True)
     has_device = "device" in ev.columns
     ev["sid"] = sessionize(ev, session_gap_minutes, use_given_sessions)
-    cut, cut_desc = session_cutoffs(ev, ev["sid"].to_numpy(), cutoff, cutoff_fraction, cutoff_by)
+    cut, cut_desc = session_cutoffs(ev, cutoff, cutoff_fraction, cutoff_by)
     ev["cut"] = cut
-    ts = ev["timestamp"].to_numpy()
     first = ev.groupby("sid", sort=True)
     sess = pd.DataFrame({"user": first["user"].first(), "start": first["timestamp"].min(),
                          "n_events": first.size(), "cut": first["cut"].first()})
@@ -241,7 +242,6 @@ def split_sessions(events: pd.DataFrame, name: str, *, session_gap_minutes: floa
     sess["train_side"] = sess["start"] < sess["cut"]
     info = {"input_events": len(ev), "input_users": int(ev["user"].nunique()), "input_sessions": len(sess),
             "input_songs": int(ev["item"].nunique()), **cut_desc}
-    del ts
 
     # sessions shorter than min_session_len
     short = sess["n_events"] < min_session_len
@@ -308,8 +308,7 @@ def split_sessions(events: pd.DataFrame, name: str, *, session_gap_minutes: floa
             mode = _mode_per_item(item_code, train[col])
             items[col] = pd.Series(mode.to_numpy(), index=mode.index.astype(int)).reindex(range(len(seen))).to_numpy()
     if "tag" in items.columns:
-        items["tag"] = items["tag"].astype(object).where(items["tag"].notna(), None)
-        items["tag"] = [None if t is None else str(t) for t in items["tag"]]
+        items["tag"] = pd.Series([None if pd.isna(t) else str(t) for t in items["tag"]], dtype=object)
 
     def table(sessions: pd.DataFrame) -> tuple[pd.DataFrame, pd.Index]:
         sessions = sessions.sort_values(["user", "start"], kind="stable")
@@ -386,14 +385,16 @@ def _read_table(path: Path, sep: str, **kw) -> pd.DataFrame:
 class EventsTableDataset(ListeningDataset):
     """One or more CSV/TSV events files under `data_dir/root`, with `columns` mapping our names to theirs.
 
-    `columns`: {user: <their column>, timestamp: ..., item: ..., [device, artist, tag, session]: ...};
-    with several `files`, each file's position is the `slice` column (a period, usable as `cutoff_by`)."""
+    `columns`: {user: <their column>, timestamp: ..., item: ..., [device, artist, tag, session]: ...}.
+    `add_slice`: each file's position becomes the `slice` column (a period, usable as `cutoff_by`);
+    null = only when there are several files."""
 
     def __init__(self, name: str, data_dir: str, files: Sequence[str], columns: Mapping[str, str],
-                 root: str = "", sep: str = "\t", **kw):
+                 root: str = "", sep: str = "\t", add_slice: bool | None = None, **kw):
         super().__init__(name, **kw)
         self.data_dir, self.root, self.files, self.sep = Path(data_dir), root, list(files), sep
         self.columns = dict(columns)
+        self.add_slice = len(self.files) > 1 if add_slice is None else add_slice
         missing = [c for c in REQUIRED if c not in self.columns]
         if missing:
             raise DataError(f"dataset={name}: `columns` must name the file's column for {missing}")
@@ -405,9 +406,9 @@ class EventsTableDataset(ListeningDataset):
         for f in self.files:
             self._path(f)
 
-    def read_file(self, path: Path, skipped: dict[str, int]) -> pd.DataFrame:
+    def read_file(self, path: Path) -> pd.DataFrame:
         header = _read_table(path, self.sep, nrows=0).columns
-        missing = [theirs for ours, theirs in self.columns.items() if theirs not in header]
+        missing = [theirs for theirs in self.columns.values() if theirs not in header]
         if missing:
             raise DataError(f"{path}: missing column(s) {missing}; expected {list(self.columns.values())}, "
                             f"found {list(header)}")
@@ -418,25 +419,37 @@ class EventsTableDataset(ListeningDataset):
         parts = []
         for k, f in enumerate(self.files):
             path = self._path(f)
-            df = self.read_file(path, skipped)
-            if len(self.files) > 1:
+            df = self.read_file(path)
+            if self.add_slice:
                 df["slice"] = k
-            parts.append(prepare_events(df, str(path), skipped))
-        ev = pd.concat(parts, ignore_index=True)
-        return ev.sort_values(["user", "timestamp"], kind="stable").reset_index(drop=True)
+            parts.append(self.side_info(k, df, skipped))
+        ev = pd.concat([prepare_events(df, str(self._path(f)), skipped) for f, df in zip(self.files, parts)],
+                       ignore_index=True)
+        return self.finish(ev, skipped).sort_values(["user", "timestamp"], kind="stable").reset_index(drop=True)
+
+    def side_info(self, k: int, df: pd.DataFrame, skipped: dict[str, int]) -> pd.DataFrame:
+        """Hook: add columns to file k's rows (before validation). Default: none."""
+        return df
+
+    def finish(self, ev: pd.DataFrame, skipped: dict[str, int]) -> pd.DataFrame:
+        """Hook: last changes to all files' validated events. Default: none."""
+        return ev
 
 
 class ThirtyMusicDataset(EventsTableDataset):
     """30Music 200ks test slices: 5 TSVs `UserId, SessionId, ItemId, Time, ArtistId` (one period each).
 
     `tags: true` reads `sessions_30music_testing_<k>.json` (top-5 anonymous Last.fm tag ids per play):
-    sessions whose list is as long as the session's rows are aligned by position, the others skipped
-    (counted); an item's `tag` = its most frequent non-zero tag id (a string), for colouring maps only."""
+    sessions whose list is as long as the session's rows are aligned by position (rows in file order),
+    the others are skipped (counted); an item's `tag` = its most frequent non-zero tag id over all aligned
+    plays (a string), for colouring maps only."""
 
     def __init__(self, name: str, data_dir: str, files: Sequence[str], columns: Mapping[str, str],
                  tags: bool = False, tag_files: Sequence[str] = (), **kw):
+        kw.setdefault("add_slice", True)
         super().__init__(name, data_dir, files, columns, **kw)
         self.tags, self.tag_files = tags, list(tag_files)
+        self._pairs: list[tuple[np.ndarray, np.ndarray]] = []
         if tags and len(self.tag_files) != len(self.files):
             raise DataError(f"dataset={name}: tags=true needs one tag file per events file "
                             f"({len(self.files)} files, {len(self.tag_files)} tag_files)")
@@ -446,24 +459,23 @@ class ThirtyMusicDataset(EventsTableDataset):
         for f in self.tag_files if self.tags else ():
             self._path(f)
 
-    def events(self, skipped: dict[str, int]) -> pd.DataFrame:
-        parts = []
-        for k, f in enumerate(self.files):
-            path = self._path(f)
-            df = self.read_file(path, skipped)
-            df["slice"] = k
-            if self.tags:
-                df["tag"] = self._tags(df, self._path(self.tag_files[k]), skipped)
-            parts.append(prepare_events(df, str(path), skipped))
-        ev = pd.concat(parts, ignore_index=True)
-        if self.tags:  # one tag per item across slices (an item's tag also where its session was not aligned)
-            mode = _mode_per_item(ev["item"].to_numpy(), ev["tag"])
-            ev["tag"] = ev["item"].map(mode)
-        return ev.sort_values(["user", "timestamp"], kind="stable").reset_index(drop=True)
+    def side_info(self, k: int, df: pd.DataFrame, skipped: dict[str, int]) -> pd.DataFrame:
+        if self.tags:
+            if k == 0:
+                self._pairs = []
+            self._pairs.append(self._tag_pairs(df, self._path(self.tag_files[k]), skipped))
+        return df
+
+    def finish(self, ev: pd.DataFrame, skipped: dict[str, int]) -> pd.DataFrame:
+        if self.tags and self._pairs:
+            items, tags = (np.concatenate(x) for x in zip(*self._pairs))
+            mode = _mode_per_item(items, pd.Series(tags))
+            ev["tag"] = ev["item"].map(mode.astype(str)).astype(object)
+        return ev
 
     @staticmethod
-    def _tags(df: pd.DataFrame, path: Path, skipped: dict[str, int]) -> np.ndarray:
-        """Per row: the most frequent non-zero tag id of its item within this slice's aligned sessions."""
+    def _tag_pairs(df: pd.DataFrame, path: Path, skipped: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
+        """(item, non-zero tag id) for every tag of every play of the aligned sessions of one slice."""
         try:
             js = json.loads(path.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -481,18 +493,12 @@ class ThirtyMusicDataset(EventsTableDataset):
             rows.append(order[a:b])
             tags.extend(t)
         skipped["data/skipped_tag_sessions_unaligned"] = skipped.get("data/skipped_tag_sessions_unaligned", 0) + n_bad
-        out = np.full(len(df), None, dtype=object)
         if not rows:
-            return out
-        rows = np.concatenate(rows)
-        t = np.asarray(tags, dtype=np.int64)
-        width = t.shape[1] if t.ndim == 2 else 1
-        item = np.repeat(df["item"].to_numpy()[rows], width)
+            return np.array([], dtype=np.int64), np.array([], dtype=np.int64)
+        t = np.asarray(tags, dtype=np.int64).reshape(len(tags), -1)
+        item = np.repeat(df["item"].to_numpy()[np.concatenate(rows)], t.shape[1])
         flat = t.reshape(-1)
-        nz = flat != 0
-        mode = _mode_per_item(item[nz], pd.Series(flat[nz]))
-        out[:] = df["item"].map(mode.astype(str)).to_numpy(dtype=object)
-        return out
+        return item[flat != 0], flat[flat != 0]
 
 
 class MovieLensDataset(ListeningDataset):
@@ -551,15 +557,16 @@ class SyntheticListeningDataset(ListeningDataset):
     `songs_per_artist` songs). Each user has 2 devices, each with its own favourite cluster. A session
     picks a device, then (with `p_device_cluster`) that device's cluster, otherwise a random one; its
     songs come from the session's cluster with probability `p_in_cluster`, else from all songs by
-    popularity. Gaps inside a session are 1-8 min (< 10), between sessions hours; `p_short` of the
+    popularity; in a session on the device's own cluster, `p_personal` of the songs are the user's
+    `n_personal` favourites of that cluster. Gaps inside a session are 1-8 min (< 10), between sessions hours; `p_short` of the
     sessions have 2-4 songs (dropped by min_session_len=5). tag = cluster name."""
 
     DEVICES = ("mobile", "desktop", "tablet", "speaker", "car")
 
     def __init__(self, name: str = "synthetic_listening", seed: int = 0, n_users: int = 300, n_songs: int = 1500,
-                 n_clusters: int = 10, sessions_per_user: int = 10, session_len: Sequence[int] = (5, 14),
-                 p_device_cluster: float = 0.9, p_in_cluster: float = 0.85, zipf: float = 0.8,
-                 n_personal: int = 20, p_personal: float = 0.3,
+                 n_clusters: int = 20, sessions_per_user: int = 10, session_len: Sequence[int] = (5, 14),
+                 p_device_cluster: float = 0.9, p_in_cluster: float = 0.9, zipf: float = 0.8,
+                 n_personal: int = 15, p_personal: float = 0.5,
                  songs_per_artist: int = 10, p_short: float = 0.05, days: float = 60.0,
                  cutoff=None, cutoff_fraction: float | None = 0.7, **kw):
         super().__init__(name, cutoff=cutoff, cutoff_fraction=None if cutoff is not None else cutoff_fraction, **kw)
