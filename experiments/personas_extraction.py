@@ -142,6 +142,8 @@ def main() -> None:
                 results[key] = score(docs, all_groups, stored, names_of, lem, conj)
         results["surface, conjuncts off, no dobj (stored's patient definition)"] = score(
             docs, all_groups, stored, names_of, False, False, direct_objects=False)
+        results["surface, conjuncts off, no dobj, possessions (closest to stored)"] = score(
+            docs, all_groups, stored, names_of, False, False, direct_objects=False, possessions=True)
         results["gold: lemma, conjuncts on"] = score(docs, gold_groups, stored, names_of, True, True)
         results["gold: surface, conjuncts off"] = score(docs, gold_groups, stored, names_of, False, False)
 

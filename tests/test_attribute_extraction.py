@@ -74,6 +74,21 @@ def test_full_name_beats_shared_surname_and_surface_forms(nlp):
     assert b["McCoy"]["patient"] == ["hires"]
 
 
+def test_small_model_misparses_read_as_verbs(nlp):
+    # en_core_web_sm parses these as noun phrases [Cady clings] / tags "escapes" NNS; both are agent verbs
+    b = bags(nlp, "However, Cady clings to a rope. When police and fire crews arrive, Blade escapes.", ["Cady", "Blade"])
+    assert b["Cady"]["active"] == ["cling"] and b["Blade"]["active"] == ["escape"]
+    assert bags(nlp, "The Cody brothers arrive.", ["Cody"])["Cody"]["active"] == []  # a real compound stays one
+
+
+def test_possessions_switch(nlp):
+    text = "Michael's family arrives. Rose meets Jack's mother."
+    assert bags(nlp, text, ["Michael", "Jack"], possessions=True) == {
+        "Michael": {"adj": ["family"], "active": [], "patient": []},
+        "Jack": {"adj": ["mother"], "active": [], "patient": []}}
+    assert bags(nlp, text, ["Jack"])["Jack"]["adj"] == []
+
+
 def test_direct_objects_switch(nlp):
     assert bags(nlp, "Rose kills Cal.", ["Cal"], direct_objects=False)["Cal"]["patient"] == []
 

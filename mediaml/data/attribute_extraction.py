@@ -19,6 +19,9 @@ Roles, from the mention head h (through a noun conjunction, "Tom and Reva plan" 
 - adj (attributes): `amod` adjectives and common-noun `compound`s on h; `appos` nouns on h, or the noun h
   is in apposition to ("the doctor, X"); predicate adjectives / nouns of a copula when h is its subject
   ("X is brave", "X is a doctor", "X becomes a king"; and "X, who is brave"), with their conjuncts.
+- the small model's frequent misparse "Cady clings to a rope" = noun phrase [Cady clings] is read as an
+  agent verb (`_misparsed_verb`), as is a "NOUN" that has a subject ("X escapes" tagged NNS).
+- optional (`possessions=True`, off as in the paper): the noun a name possesses, "X's sister" -> sister (adj).
 - with `conjuncts=True` (default) a verb coordinated with the mention's verb and without a subject of its
   own gets the same role ("X arrives and checks out the bar" -> check active; "X kills Y and is
   arrested" -> arrest patient, by its auxpass).
@@ -119,12 +122,25 @@ def _has_subject(verb) -> bool:
     return any(c.dep_ in ("nsubj", "nsubjpass", "expl", "csubj") for c in verb.children)
 
 
+def _is_verb(tok) -> bool:
+    """A VERB, or a "NOUN" that has a subject: the small model tags many "X escapes" / "X returns" as NNS."""
+    return tok.pos_ == "VERB" or tok.pos_ == "NOUN" and any(c.dep_ in (SUBJ, PASS_SUBJ) for c in tok.children)
+
+
+def _misparsed_verb(name, gov) -> bool:
+    """"Cady clings to a rope" parsed as the noun phrase [Cady clings]: name = compound of the next token,
+    a bare plural "noun" (no determiner / possessive / adjective) heading a clause."""
+    return (name.dep_ == "compound" and gov.i == name.i + 1 and gov.tag_ == "NNS" and gov.is_lower
+            and gov.dep_ in ("ROOT", "conj", "advcl", "ccomp", "relcl")
+            and not any(c.dep_ in ("det", "poss", "amod", "nummod") for c in gov.children))
+
+
 def _verb_role(verb, role: str, bags: dict, word, conjuncts: bool) -> None:
     """Entity is `role` ('nsubj' / 'nsubjpass' / 'dobj') of `verb`: fill its bags (and coordinated verbs')."""
     preds = [p for c in verb.children if c.dep_ in _PRED for p in _conj_closure(c)]
     if role == SUBJ and preds:  # copula-like: "X is brave", "X becomes a king"
         bags["adj"] += [word(p) for p in preds if p.pos_ in ("ADJ", "NOUN")]
-    if verb.pos_ == "VERB":
+    if _is_verb(verb) or verb.pos_ == "AUX" and not preds:  # an AUX with a subject is a main verb: "X has"
         bags["active" if role == SUBJ else "patient"].append(word(verb))
     if not conjuncts or role not in (SUBJ, PASS_SUBJ):
         return
@@ -135,7 +151,8 @@ def _verb_role(verb, role: str, bags: dict, word, conjuncts: bool) -> None:
         bags["patient" if passive else "active"].append(word(v))
 
 
-def _roles(head, bags: dict, word, conjuncts: bool, objects: tuple[str, ...] = OBJ) -> None:
+def _roles(head, bags: dict, word, conjuncts: bool, objects: tuple[str, ...] = OBJ,
+           possessions: bool = False) -> None:
     anchor = head  # "Tom and Reva plan": Reva takes Tom's relation
     while anchor.dep_ == "conj" and anchor.head.pos_ in ("PROPN", "NOUN") and anchor.head is not anchor:
         anchor = anchor.head
@@ -148,7 +165,11 @@ def _roles(head, bags: dict, word, conjuncts: bool, objects: tuple[str, ...] = O
         bags["patient"].append(word(gov))
     elif dep == "pobj" and gov.dep_ == "agent" and gov.head.pos_ == "VERB":  # "rescued by X"
         bags["active"].append(word(gov.head))
+    elif _misparsed_verb(anchor, gov):
+        bags["active"].append(word(gov))
     elif dep == "appos" and gov.pos_ == "NOUN":  # "the doctor, X,"
+        bags["adj"].append(word(gov))
+    elif dep == "poss" and possessions and gov.pos_ == "NOUN":  # "X's sister" (not in Bamman et al. 2013)
         bags["adj"].append(word(gov))
     for c in head.children:
         if c.dep_ == "amod" and c.pos_ == "ADJ" or c.dep_ == "compound" and c.pos_ == "NOUN":
@@ -163,11 +184,14 @@ def _roles(head, bags: dict, word, conjuncts: bool, objects: tuple[str, ...] = O
 
 
 def extract_from_doc(doc, characters: list[str], lemmatize: bool = True, conjuncts: bool = True,
-                     person_only: bool = False, direct_objects: bool = True) -> dict[str, dict[str, list[str]]]:
+                     person_only: bool = False, direct_objects: bool = True,
+                     possessions: bool = False) -> dict[str, dict[str, list[str]]]:
     """Bags for `characters` from an already parsed spaCy Doc (see the module docstring for the rules).
 
     `direct_objects=False` leaves `dobj` out of the patient bag (only nsubjpass / dative / relative-clause
-    objects), which is what the stored utopiansky2022 bags ended up with (see experiments/personas_extraction.md).
+    subjects), which is what the stored utopiansky2022 bags ended up with; `possessions=True` adds the
+    noun a name possesses ("X's sister" -> sister) to adj, as the stored bags do (see
+    experiments/personas_extraction.md). Both defaults follow Bamman et al. 2013.
     """
     if person_only and not doc.has_annotation("ENT_IOB"):
         raise ValueError("person_only=True needs a pipeline with `ner`: load_parser(exclude=())")
@@ -179,7 +203,7 @@ def extract_from_doc(doc, characters: list[str], lemmatize: bool = True, conjunc
 
     for head, owners in mentions(doc, names, person_only):
         found = {r: [] for r in ROLES}
-        _roles(head, found, word, conjuncts, OBJ if direct_objects else ("dative",))
+        _roles(head, found, word, conjuncts, OBJ if direct_objects else ("dative",), possessions)
         for c in owners:
             for r in ROLES:
                 bags[c][r] += [w for w in found[r] if w.isalpha()]
