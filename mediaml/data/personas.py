@@ -44,6 +44,8 @@ class CharacterBags:
     counts: dict[str, float] = field(default_factory=dict)
     report: str = ""
     resolutions: pd.DataFrame | None = None  # one row per gold line: how it was matched
+    # Box-office revenue per movie (index wiki_id, NaN = none or not a positive number); None = no metadata.
+    revenue: pd.Series | None = None
 
 
 # -- parsing ---------------------------------------------------------------------------------------
@@ -106,6 +108,13 @@ def read_movie_titles(path: Path) -> pd.DataFrame:
         raise DataError(f"{path}: column 1 (wiki_id) must be integer ids")
     df["genres"] = [_genre_tokens(js, f"{path} row {i + 1} column 9 (genres)") for i, js in enumerate(df["genres"])]
     return df
+
+
+def revenue_by_movie(movies: pd.DataFrame) -> pd.Series:
+    """wiki_id -> box-office revenue (float); empty, non-numeric or <= 0 -> NaN (counted later as missing)."""
+    rev = pd.to_numeric(movies["revenue"], errors="coerce")
+    rev = rev.where(rev > 0)
+    return pd.Series(rev.to_numpy(), index=movies["wiki_id"].to_numpy(), name="revenue").groupby(level=0).first()
 
 
 def _genre_tokens(js: str, where: str) -> list[str]:
@@ -193,7 +202,7 @@ def _finish(chars: pd.DataFrame, data_dir: Path, gold_file: str, metadata_file: 
     counts.update({"data/characters": len(chars), "data/movies": chars["wiki_id"].nunique(),
                    "data/characters_without_words": int((nonempty == 0).sum())})
     log.info("%s: %d characters, gold matched %d/%d lines", name, len(chars), len(matched), len(res))
-    return CharacterBags(chars, matched, counts, report, res)
+    return CharacterBags(chars, matched, counts, report, res, revenue_by_movie(movies))
 
 
 # -- datasets --------------------------------------------------------------------------------------
@@ -256,16 +265,21 @@ class SyntheticPersonasDataset:
     persona p draws a character's words from its `topics_per_persona` favourite topics per role.
     `n_gold` characters get their planted persona as gold trope (the rest are unlabelled, as
     most real characters are). Every character has `words_per_role` words per role.
+    Movies are 5 consecutive characters. Planted revenue: log revenue = 16 + sum over the planted
+    personas present in the movie of `revenue_effect` x e_p + N(0, 1), with e_p evenly spaced in
+    [-1, 1] (persona 0 lowers revenue most, the last persona raises it most); a share
+    `revenue_missing` of movies has no revenue (as most real movies).
     """
 
     def __init__(self, name: str = "synthetic_personas", seed: int = 0, n_characters: int = 1500,
                  n_personas: int = 6, n_topics: int = 12, words_per_topic: int = 8,
                  topics_per_persona: int = 2, words_per_role: int = 6, n_gold: int = 300, noise: float = 0.0,
-                 source: str = "", tasks=None):
+                 revenue_effect: float = 1.0, revenue_missing: float = 0.1, source: str = "", tasks=None):
         self.name, self.seed, self.source, self.tasks = name, int(seed), source, tasks
         self.n_characters, self.n_personas, self.n_topics = int(n_characters), int(n_personas), int(n_topics)
         self.words_per_topic, self.topics_per_persona = int(words_per_topic), int(topics_per_persona)
         self.words_per_role, self.n_gold, self.noise = int(words_per_role), int(n_gold), float(noise)
+        self.revenue_effect, self.revenue_missing = float(revenue_effect), float(revenue_missing)
 
     def check(self) -> None:
         if self.n_gold > self.n_characters:
@@ -299,4 +313,15 @@ class SyntheticPersonasDataset:
         counts = {"data/characters": len(chars), "data/gold_lines": self.n_gold, "data/gold_matched": self.n_gold,
                   "data/gold_tropes": gold["trope"].nunique(), "data/characters_without_words": 0}
         return CharacterBags(chars, gold, counts, "synthetic: gold = planted persona of "
-                             f"{self.n_gold} random characters (no matching needed)")
+                             f"{self.n_gold} random characters (no matching needed)",
+                             revenue=self._revenue(chars["wiki_id"].to_numpy(), persona))
+
+    def _revenue(self, wiki_ids: np.ndarray, persona: np.ndarray) -> pd.Series:
+        """Planted log revenue from the personas present in each movie (see the class docstring)."""
+        rng = np.random.default_rng(self.seed + 1)  # own stream: the characters do not change with it
+        effect = self.revenue_effect * np.linspace(-1, 1, self.n_personas)
+        present = pd.crosstab(wiki_ids, persona).clip(upper=1)
+        log_rev = 16 + present.to_numpy() @ effect[present.columns.to_numpy()] + rng.normal(0, 1, len(present))
+        rev = pd.Series(np.exp(log_rev), index=present.index.astype(str), name="revenue")
+        rev[rng.random(len(rev)) < self.revenue_missing] = np.nan
+        return rev

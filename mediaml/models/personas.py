@@ -45,7 +45,8 @@ class PersonaLDA:
     def _vocab(self, chars: pd.DataFrame) -> list[str]:
         counts = Counter(w for role in ROLES for bag in chars[role] for w in bag)
         cap = self.max_freq * len(counts) if self.max_freq <= 1 else self.max_freq
-        return sorted(w for w, c in counts.items() if self.min_freq <= c <= cap)
+        self.word_count_ = {w: c for w, c in counts.items() if self.min_freq <= c <= cap}
+        return sorted(self.word_count_)
 
     def _word_topics(self, chars: pd.DataFrame) -> np.ndarray:
         from gensim.models import Word2Vec
@@ -124,9 +125,9 @@ class PersonaLDA:
 
     # -- interpretation ------------------------------------------------------------------------
     def topic_words(self, top: int = 8) -> dict[int, list[str]]:
-        """Word topic (or word) -> its words, for reading persona tables."""
+        """Word topic (or word) -> its `top` most frequent words in the fit set, for reading persona tables."""
         groups: dict[int, list[str]] = {}
-        for w, j in self.column_.items():
+        for w, j in sorted(self.column_.items(), key=lambda wj: (-self.word_count_.get(wj[0], 0), wj[0])):
             groups.setdefault(int(j), []).append(w)
         return {j: ws[:top] for j, ws in sorted(groups.items())}
 

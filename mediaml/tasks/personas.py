@@ -7,7 +7,10 @@ are counted in data/fit_dropped_few_words), optionally a random `task.fit_sample
 plus every matched gold character (`task.fit_on=gold`: the gold characters only, the seed
 notebook's actual setting). Every gold character is predicted whatever its word count.
 Scores over the gold items (one per gold line; see mediaml.metrics.clustering): VI in nats and
-bits, VI of random same-size assignment (mean/std over `task.n_random` seeds), purity, AMI.
+bits, VI of random same-size assignment (mean/std over `task.n_random` seeds), purity, AMI, and
+`test/vi_gain` = random VI - VI (the sweep objective).
+`task.revenue`: seed 003's downstream OLS of log box-office revenue on each movie's archetype
+indicators (mediaml.analysis.revenue), on up to `task.revenue_max_movies` movies with revenue.
 """
 from __future__ import annotations
 
@@ -51,6 +54,9 @@ class PersonasTask(DatasetTask):
         metrics.update({"test/vi_floor_multi_trope": multi_trope_floor(gold["char_id"], gold["trope"]),
                         "data/n_fit": len(fit_rows), "data/vocab": len(model.vocab_), "time/fit_s": fit_s,
                         **{f"time/{k}": v for k, v in model.timings_.items()}})
+        # VI falls with the number of clusters whatever their quality; the gain over same-size random
+        # assignment does not, so it is the sweep objective (hparams_search=personas_optuna).
+        metrics["test/vi_gain"] = metrics["test/vi_random"] - metrics["test/vi"]
         tracker.log_metrics(metrics)
         log.info("VI %.3f nats (%.3f bits) vs random %.3f ± %.3f; AMI %.3f; purity %.3f on %d gold items",
                  metrics["test/vi"], metrics["test/vi_bits"], metrics["test/vi_random"],
@@ -65,7 +71,36 @@ class PersonasTask(DatasetTask):
         self._log_vi_figure(tracker, metrics, random_vis(pred_chars, gold["trope"].to_numpy(),
                                                          int(t.n_random), gold["char_id"].to_numpy(),
                                                          int(self.cfg.seed)))
+        if t.get("revenue", False):
+            self._revenue(data, model, tracker)
         return dict(tracker.metrics)
+
+    def _revenue(self, data, model, tracker: Tracker) -> None:
+        """Item 6 downstream: OLS of log box-office revenue on each movie's archetype indicators."""
+        from mediaml.analysis.revenue import revenue_ols, select_movies
+
+        t = self.cfg.task
+        if data.revenue is None or not data.revenue.notna().any():
+            log.info("task.revenue: dataset=%s has no box-office revenue; revenue OLS skipped", self.cfg.dataset.name)
+            tracker.log_metrics({"revenue/skipped": 1})
+            return
+        t0 = time.perf_counter()
+        rows, counts = select_movies(data.chars["wiki_id"], _n_words(data.chars), data.revenue, int(t.min_words),
+                                     t.revenue_max_movies, int(self.cfg.seed))
+        chars = data.chars.iloc[rows].reset_index(drop=True)
+        try:
+            res = revenue_ols(chars["wiki_id"], model.predict(chars), data.revenue, top_n=int(t.revenue_top_n),
+                              min_pair_movies=int(t.revenue_min_pair_movies), n_random=int(t.revenue_n_random),
+                              seed=int(self.cfg.seed))
+        except ValueError as e:  # too few movies for the parameters: a counted skip, the personas stand
+            log.warning("task.revenue: %s; revenue OLS skipped", e)
+            tracker.log_metrics({**counts, "revenue/skipped": 1})
+            return
+        tracker.log_metrics({**res.metrics, **counts, "revenue/skipped": 0,
+                             "time/revenue_s": time.perf_counter() - t0})
+        tracker.log_text(res.summary, "revenue/ols_summary.txt")
+        tracker.log_text(res.summary_interactions, "revenue/ols_interactions_summary.txt")
+        tracker.log_table(res.coefficients, "revenue/coefficients.csv")
 
     @staticmethod
     def _log_vi_figure(tracker: Tracker, metrics: dict, random: list[float]) -> None:
@@ -93,9 +128,14 @@ class PersonasTask(DatasetTask):
             return gold_rows
         if t.fit_on != "all":
             raise ValueError(f"task.fit_on={t.fit_on!r}: expected 'all' or 'gold'")
-        n_words = np.array([sum(map(len, bags)) for bags in zip(*(data.chars[r] for r in ROLES))])
+        n_words = _n_words(data.chars)
         keep = np.flatnonzero(n_words >= int(t.min_words))
         tracker.log_metrics({"data/fit_dropped_few_words": int(len(n_words) - len(keep))})
         if t.fit_sample and len(keep) > int(t.fit_sample):
             keep = np.random.default_rng(int(self.cfg.seed)).choice(keep, int(t.fit_sample), replace=False)
         return np.union1d(keep, gold_rows)
+
+
+def _n_words(chars: pd.DataFrame) -> np.ndarray:
+    """Words per character over the three roles."""
+    return np.array([sum(map(len, bags)) for bags in zip(*(chars[r] for r in ROLES))])

@@ -1,0 +1,1 @@
+"""Downstream analyses of fitted models (revenue OLS on personas)."""
