@@ -224,7 +224,11 @@ def random_walks(csr: sparse.csr_matrix, walks_per_node: int = 20, walk_length: 
 
 def walks_to_sentences(walks: np.ndarray) -> list[list[str]]:
     """Walks as gensim ``sentences``: lists of decimal node-id strings (-1 padding dropped)."""
-    words = np.char.mod("%d", np.arange(int(walks.max(initial=0)) + 1)).tolist()  # id -> str once
+    top = int(walks.max(initial=0))
+    if top < 4 * walks.size + 1024:  # dense ids (node ids): one str per id, made once
+        words = np.char.mod("%d", np.arange(top + 1)).tolist()
+    else:  # sparse large ids: only the ones present
+        words = {int(v): str(v) for v in np.unique(walks)}
     if (walks < 0).any():
         return [[words[v] for v in row if v >= 0] for row in walks.tolist()]
     return [[words[v] for v in row] for row in walks.tolist()]
