@@ -1,6 +1,9 @@
 """Agreement of our spaCy attribute extractor with the stored utopiansky2022 (stanza) feature bags.
 
-    MEDIAML_DATA_DIR=../shared/data python experiments/personas_extraction.py [--limit N] [--out experiments/personas_extraction.md]
+    MEDIAML_DATA_DIR=../shared/data python experiments/personas_extraction.py --out experiments/personas_extraction.md
+
+(`--out` replaces the block between the `<!-- results -->` / `<!-- /results -->` markers of that file, or
+writes the file if it has none; `--limit N` = first N movies only; ~1 min on one free core.)
 
 Movies: the 123 of personas_extra/cyberbab00shka_persona_testset (the only real plot summaries we have).
 Each movie title -> CMU wiki id(s) via movie.metadata; when a title has several ids with feature rows, the id
@@ -162,7 +165,14 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if args.out:
-        Path(args.out).write_text(text + "\n")
+        write_block(Path(args.out), text)
+
+
+def write_block(path: Path, text: str, start: str = "<!-- results -->", end: str = "<!-- /results -->") -> None:
+    old = path.read_text() if path.exists() else ""
+    if start in old and end in old:
+        text = old[: old.index(start) + len(start)] + "\n" + text + "\n" + old[old.index(end):]
+    path.write_text(text + ("" if text.endswith("\n") else "\n"))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ the character(s) sharing the most name tokens with the phrase; a tie (a bare sha
 every tied character. Pronouns are not resolved (no coreference): "he"/"she" mentions are lost.
 
 Roles, from the mention head h (through a noun conjunction, "Tom and Reva plan" -> Reva as Tom):
-- active (agent verbs): h is `nsubj` of a VERB; h is the `pobj` of a passive's `agent` ("by X"); h heads a
+- active (agent verbs): h is `nsubj` of a VERB (or of an AUX main verb, "X has a gun"); h is the `pobj` of a passive's `agent` ("by X"); h heads a
   relative clause whose subject is a relative pronoun ("X, who runs a diner" -> run).
 - patient: h is `dobj`, `dative` (indirect object) or `nsubjpass` of a VERB; relative clause whose object is
   the relative pronoun ("X, whom Y kills" -> kill).
@@ -188,8 +188,8 @@ def extract_from_doc(doc, characters: list[str], lemmatize: bool = True, conjunc
                      possessions: bool = False) -> dict[str, dict[str, list[str]]]:
     """Bags for `characters` from an already parsed spaCy Doc (see the module docstring for the rules).
 
-    `direct_objects=False` leaves `dobj` out of the patient bag (only nsubjpass / dative / relative-clause
-    subjects), which is what the stored utopiansky2022 bags ended up with; `possessions=True` adds the
+    `direct_objects=False` leaves `dobj` out of the patient bag (only nsubjpass / dative, also in relative
+    clauses), which is what the stored utopiansky2022 bags ended up with; `possessions=True` adds the
     noun a name possesses ("X's sister" -> sister) to adj, as the stored bags do (see
     experiments/personas_extraction.md). Both defaults follow Bamman et al. 2013.
     """
@@ -211,7 +211,7 @@ def extract_from_doc(doc, characters: list[str], lemmatize: bool = True, conjunc
 
 
 def _parser_for(nlp, options: dict):
-    return nlp or load_parser(exclude=() if options.get("person_only") else ("ner",))
+    return nlp if nlp is not None else load_parser(exclude=() if options.get("person_only") else ("ner",))
 
 
 def extract_attributes(summary: str, characters: list[str], nlp=None, **options) -> dict[str, dict[str, list[str]]]:
