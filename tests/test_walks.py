@@ -98,7 +98,7 @@ def test_walks_shape_edges_and_roots(graph):
 
 def test_walks_repeatable_per_seed_and_thread_count(graph):
     a = random_walks(graph, 3, 10, seed=7, n_threads=2, progress=False)
-    b = random_walks(graph, 3, 10, seed=7, n_threads=1, progress=False, chunk_size=17)
+    b = random_walks(graph, 3, 10, seed=7, n_threads=1, progress=False, chunk_size=17, block=5)
     c = random_walks(graph, 3, 10, seed=8, progress=False)
     assert np.array_equal(a, b)
     assert not np.array_equal(a, c)
