@@ -7,12 +7,16 @@ network is built from its config (a checkpoint stores the config, not a pickled 
 """
 from __future__ import annotations
 
+import itertools
+
 import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
 import torchmetrics
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import WeightAveraging
 from omegaconf import OmegaConf
+from torch.optim.swa_utils import get_ema_multi_avg_fn
 
 
 def build_net(net_cfg: dict, num_outputs: int, num_frames: int, crop: int) -> torch.nn.Module:
@@ -137,3 +141,66 @@ class VideoClassifier(pl.LightningModule):
         interval = sched_cfg.pop("interval", "epoch")
         sched = instantiate(OmegaConf.create(sched_cfg))(optimizer=opt)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": interval}}
+
+
+
+# -- weight averaging (task.weight_averaging: none | ema | swa) ------------------------------------------
+class VideoWeightAveraging(WeightAveraging):
+    """Averaged weights for validation, checkpoint selection, checkpoints, test and predict.
+
+    * ``ema``: exponential moving average after every optimizer step,
+      W_ema <- decay * W_ema + (1 - decay) * W (torch's ``get_ema_multi_avg_fn``).
+    * ``swa``: equal average of the weights at the end of every epoch >= ``swa_start_epoch`` (taken at the
+      epoch's last optimizer step, so epoch E's validation already includes epoch E). Before that epoch
+      the averaged copy mirrors the current weights: early validations score the raw model.
+
+    BatchNorm: ``use_buffers=True``, the running mean / variance are averaged like the weights (no
+    ``update_bn`` pass). Lightning's ``WeightAveraging`` (torch's ``AveragedModel``) swaps the averaged
+    weights in for every validation, writes them as each checkpoint's ``state_dict`` (the raw ones go to
+    ``current_model_state``, for resuming) and copies them into the model when training ends. Changes:
+    updates are decided here per optimizer step (``on_train_batch_end``); after fit the callback drops its
+    copy, so ``trainer.test(ckpt_path=...)`` evaluates the checkpoint's ``state_dict`` (Lightning's
+    ``on_load_checkpoint`` would load ``current_model_state``, the raw weights, back into the model).
+    """
+
+    def __init__(self, kind: str, ema_decay: float = 0.99, swa_start_epoch: int = 0):
+        if kind not in ("ema", "swa"):
+            raise ValueError(f"task.weight_averaging={kind!r}: expected none, ema or swa")
+        self.kind = kind
+        self.ema_decay = float(ema_decay)
+        self.swa_start_epoch = int(swa_start_epoch)
+        self.n_updates = 0
+        kw = {"multi_avg_fn": get_ema_multi_avg_fn(self.ema_decay)} if kind == "ema" else {}
+        super().__init__(use_buffers=True, **kw)
+
+    def should_update(self, step_idx=None, epoch_idx=None) -> bool:
+        return False  # on_train_batch_end decides
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step <= self._latest_update_step:
+            return  # no optimizer step since the last update (gradient accumulation)
+        avg = self._average_model
+        if self.kind == "ema" or (batch_idx + 1 >= trainer.num_training_batches
+                                  and trainer.current_epoch >= self.swa_start_epoch):
+            avg.update_parameters(pl_module)
+            self._latest_update_step = trainer.global_step
+            self.n_updates = int(avg.n_averaged)
+        elif int(avg.n_averaged) == 0:  # SWA not started: validate / checkpoint the current weights
+            with torch.no_grad():
+                for a, c in zip(itertools.chain(avg.module.parameters(), avg.module.buffers()),
+                                itertools.chain(pl_module.parameters(), pl_module.buffers())):
+                    a.copy_(c)
+
+    def teardown(self, trainer, pl_module, stage: str) -> None:
+        if stage == "fit":
+            self._average_model = None  # the model holds the averaged weights now (on_train_end)
+
+    def on_load_checkpoint(self, trainer, pl_module, checkpoint) -> None:
+        if self._average_model is not None:  # resuming fit: restore both weight sets
+            super().on_load_checkpoint(trainer, pl_module, checkpoint)
+
+
+def weight_averaging_callback(kind: str | None, ema_decay: float = 0.99, swa_start_epoch: int = 0):
+    """The callback for task.weight_averaging (`ema`, `swa`); None for `none`."""
+    kind = str(kind or "none").lower()
+    return None if kind == "none" else VideoWeightAveraging(kind, ema_decay, swa_start_epoch)

@@ -81,7 +81,7 @@ class VideoTask(DatasetTask):
                                                  TQDMProgressBar)
 
         from mediaml.data.video_cache import VideoData
-        from mediaml.models.video_module import VideoClassifier
+        from mediaml.models.video_module import VideoClassifier, weight_averaging_callback
 
         cfg, t = self.cfg, self.cfg.task
         pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
@@ -125,7 +125,13 @@ class VideoTask(DatasetTask):
         # top-k checkpoint was saved, so a run that stopped improving could not resume from its end.)
         last_checkpoint = ModelCheckpoint(dirpath=str(ckpt_dir), filename="last", monitor=None, save_top_k=1,
                                           enable_version_counter=False)
-        callbacks = [checkpoint, last_checkpoint, LearningRateMonitor(logging_interval="epoch"), _EpochTimer()]
+        val_history = _ValHistory()
+        callbacks = [checkpoint, last_checkpoint, LearningRateMonitor(logging_interval="epoch"), _EpochTimer(),
+                     val_history]
+        averaging = weight_averaging_callback(t.get("weight_averaging"), float(t.get("ema_decay", 0.99)),
+                                              int(t.get("swa_start_epoch", 0)))
+        if averaging is not None:  # validation, checkpoints and test see the averaged weights
+            callbacks.append(averaging)
         if t.get("early_stopping") and t.early_stopping.get("enabled"):
             es = t.early_stopping
             callbacks.append(EarlyStopping(monitor=es.monitor, mode=es.mode, patience=int(es.patience)))
@@ -159,6 +165,10 @@ class VideoTask(DatasetTask):
         trainer.test(model, data.loader("test"), ckpt_path=test_ckpt, verbose=rank == 0)
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
         metrics["time/fit_s"] = fit_s
+        selected = val_history.at_epoch(_epoch_of(best))  # validation of the tested checkpoint
+        metrics.update({k.replace("val/", "val/selected_"): v for k, v in selected.items()})
+        if averaging is not None:
+            metrics["train/averaged_updates"] = float(averaging.n_updates)
         metrics["train/epochs"] = float(trainer.current_epoch)
         timer = next(c for c in callbacks if isinstance(c, _EpochTimer))
         if timer.times:
@@ -167,7 +177,9 @@ class VideoTask(DatasetTask):
             return metrics
 
         tracker.metrics.update(metrics)  # already in MLflow through Lightning's logger
-        tracker.log_metrics({"time/fit_s": fit_s, "test/best_epoch": _epoch_of(best)})
+        tracker.log_metrics({"time/fit_s": fit_s, "test/best_epoch": _epoch_of(best),
+                             **{k: v for k, v in metrics.items() if k.startswith("val/selected_")
+                                or k == "train/averaged_updates"}})
         cm = getattr(model, "confusion_matrix", None)
         if cm is not None:
             y_true, y_pred = _pairs_from_confusion(cm.numpy(), data.classes)
@@ -215,3 +227,19 @@ class _EpochTimer(pl.Callback):
         dt = time.perf_counter() - self._t
         self.times.append(dt)
         pl_module.log("time/train_epoch_s", dt, on_epoch=True, rank_zero_only=True)
+
+
+class _ValHistory(pl.Callback):
+    """The epoch-level validation metrics of every epoch, to report those of the selected checkpoint."""
+
+    def __init__(self):
+        self.epochs: dict[int, dict[str, float]] = {}
+
+    def on_validation_end(self, trainer, pl_module):
+        if not trainer.sanity_checking:
+            self.epochs[trainer.current_epoch] = {
+                k: float(v) for k, v in trainer.callback_metrics.items()
+                if k in ("val/acc", "val/loss", "val/auroc", "val/f1")}
+
+    def at_epoch(self, epoch: float | None) -> dict[str, float]:
+        return dict(self.epochs.get(int(epoch), {})) if epoch is not None else {}
