@@ -296,6 +296,10 @@ def _format_rows(walks, offsets, buf):
 
 def walks_to_text(walks: np.ndarray) -> bytes:
     """The bytes of `walks_to_text_naive`, formatted by a parallel numba kernel."""
+    return _text_buffer(walks).tobytes()
+
+
+def _text_buffer(walks: np.ndarray) -> np.ndarray:
     walks = np.ascontiguousarray(walks, dtype=np.int32)
     lens = np.empty(walks.shape[0], dtype=np.int64)
     _row_bytes(walks, lens)
@@ -303,15 +307,15 @@ def walks_to_text(walks: np.ndarray) -> bytes:
     np.cumsum(lens, out=offsets[1:])
     buf = np.empty(int(offsets[-1]), dtype=np.uint8)
     _format_rows(walks, offsets, buf)
-    return buf.tobytes()
+    return buf
 
 
-def write_walks_text(walks: np.ndarray, path: str | os.PathLike, chunk_rows: int = 1 << 18) -> int:
+def write_walks_text(walks: np.ndarray, path: str | os.PathLike, chunk_rows: int = 1 << 16) -> int:
     """Write `walks` to `path` in gensim's corpus_file format, chunk by chunk; returns the bytes written."""
     written = 0
     with open(path, "wb") as fh:
         for lo in range(0, walks.shape[0], chunk_rows):
-            data = walks_to_text(walks[lo: lo + chunk_rows])
-            fh.write(data)
+            data = _text_buffer(walks[lo: lo + chunk_rows])
+            fh.write(data)  # the uint8 buffer itself, no bytes copy
             written += len(data)
     return written
