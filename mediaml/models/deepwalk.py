@@ -11,8 +11,11 @@
 
 How the walks reach gensim (``input``): ``"corpus_file"`` writes them with the numba text writer to a temp
 file and trains from it (gensim's Cython file reader, no GIL); ``"sentences"`` hands gensim lists of str.
-Measured by ``benchmarks/bench_w2v_input.py`` (30Music USS graph, see its docstring for the numbers):
-corpus_file is the default because it measured faster here (the walk -> input conversion too is cheaper).
+Measured by ``benchmarks/bench_w2v_input.py`` on the 30Music USS walks (2 workers, d=128, w=6, load 3-5 on
+2 cores), time sentences / corpus_file (prep + Word2Vec): 1.04 (1.04, 1.04) on 1.6 M words (~95-100 k
+words/s both), 1.35 (1.58, 1.12) on 0.8 M words. And preparing the input for the paper's R=20 corpus (57.5 M
+words): text writer ~2-3 s vs lists of str ~23 s (``benchmarks/bench_walks.py``). So corpus_file is the
+default: never slower, a few % faster in Word2Vec, and ~20 s cheaper to prepare at the paper's size.
 
 Reproducibility: walks are repeatable for a seed on any thread count. gensim with ``workers > 1`` is not
 bit-reproducible (threads race on the shared weights; with corpus_file each worker reads its own part of
