@@ -26,6 +26,13 @@ naive list-of-str conversion (`walks_to_sentences`) of the same walks.
 
 Timings depend on the machine's load (printed): compare the within-run ratios. Targets (issue 4):
 ours >= 50x python and >= 1x pecanpy (simulate_walks).
+
+Measured 2026-11-23 06:27 UTC (2 cores, load1 2.4-2.9 from other jobs; 1 min 44 s wall), R=20, L=40:
+  python        9,638 walks/s    (149 s extrapolated from R=1; per round 116, 149, 162 s)
+  ours      1,891,788 walks/s    (0.76 s; 0.55, 0.77, 0.76)
+  pecanpy     116,613 walks/s    (12.3 s; 11.8, 12.3, 18.0)   pecanpy_core 1,822,554 walks/s (0.79 s)
+  ours/python 212x (212, 195, 213); ours/pecanpy 21.6x (21.6, 16.1, 23.7); ours/pecanpy_core 1.4x (1.4, 1.0, 2.2)
+  gensim input (57.5 M words): walks 0.41 s + text writer 2.78 s (325 MB) vs list-of-str conversion 23.0 s
 """
 from __future__ import annotations
 
