@@ -1,6 +1,10 @@
 """Seed 001's comparison rebuilt on real 30Music: five methods, one split, both experiments, one table.
 
     MEDIAML_DATA_DIR=../shared/data python experiments/listening_30music.py [--seeds 0] [extra overrides...]
+    # the paper-style global cutoff (one date), train-only users kept in the graph:
+    MEDIAML_DATA_DIR=../shared/data python experiments/listening_30music.py --seeds 0,1,2 dataset.cutoff=2014-12-17T12:00:00 \
+        dataset.cutoff_fraction=null dataset.cutoff_by=null dataset.keep_train_only_users=true \
+        hydra.sweep.dir=outputs/listening/experiments/listening_30music_global_cutoff
 
 Runs the documented multirun (tracked in the project store, one MLflow run per method, one sweep.id,
 so the MLflow UI compares them side by side):
@@ -39,6 +43,9 @@ def main(argv: list[str]) -> None:
     from mediaml.tracking.store import resolve_tracking_uri
 
     sweep_dir = ROOT / "outputs" / "listening" / "experiments" / f"listening_30music_seeds{seeds.replace(',', '-')}"
+    for a in [a for a in argv if a.startswith("hydra.sweep.dir=")]:  # another split gets its own folder
+        sweep_dir = (ROOT / a.split("=", 1)[1]).resolve()
+        argv.remove(a)
     cmd = [sys.executable, "train.py", "-m", "task=listening", "dataset=30music", f"model={','.join(METHODS)}",
            f"seed={seeds}", f"hydra.sweep.dir={sweep_dir}", *argv]
     print("$", " ".join(cmd[1:]), file=sys.stderr)
@@ -57,7 +64,7 @@ def main(argv: list[str]) -> None:
     print("Table 1 (this split): " + ", ".join(f"{k.split('/')[1]} {v:,.0f}" for k, v in sorted(any_run.items())
                                                if k.startswith("data/t")) + "\n")
 
-    header = "| method | " + " | ".join(f"{e} R@{k} | {e} P@{k}" for e in EXPERIMENTS for k in (10, 50)) + " | fit s |"
+    header = "| method | " + " | ".join(f"{e} R@{k} | {e} P@{k}" for e in EXPERIMENTS for k in (10, 50)) + " | fit s | exp1 R@10 per run |"
     print(header)
     print("|" + "---|" * (header.count("|") - 1))
     best = {}
@@ -73,7 +80,8 @@ def main(argv: list[str]) -> None:
                 p = [x.get(f"{e}/precision_at_{k}", float("nan")) for x in ms]
                 cells += [f"{mean(r):.4f}", f"{mean(p):.4f}"]
         best[m] = {e: mean([x.get(f"{e}/recall_at_10", float("nan")) for x in ms]) for e in EXPERIMENTS}
-        print(f"| {LABELS[m]} | " + " | ".join(cells) + f" | {mean([x.get('time/fit_s', 0) for x in ms]):.1f} |")
+        per_run = ", ".join(f"{x.get('exp1/recall_at_10', float('nan')):.4f}" for x in ms)
+        print(f"| {LABELS[m]} | " + " | ".join(cells) + f" | {mean([x.get('time/fit_s', 0) for x in ms]):.1f} | {per_run} |")
 
     if len(best) == len(METHODS):
         print()
