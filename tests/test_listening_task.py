@@ -85,3 +85,18 @@ def test_every_method_has_a_model_config(make_cfg):
         assert cfg.model._target_
     assert make_cfg(["task=listening", "model=deepwalk_us"]).model.graph == "us"
     assert make_cfg(["task=listening", "model=deepwalk"]).model.graph == "uss"
+
+
+def test_real_30music_deepwalk_uss_far_above_popularity(make_cfg, store):
+    """The issue's command on the real 30Music slices (R=2 to stay fast; R=10 is the default)."""
+    from conftest import require_real
+
+    require_real("listening/30music_200ks_test_slices")
+    got = {}
+    for model in ("popularity", "deepwalk"):
+        _run(make_cfg, ["dataset=30music", f"model={model}", "task.maps.enabled=false"])
+        got[model] = _last_run(store)[1].data.metrics
+    assert got["deepwalk"]["data/train_users"] == 597 and got["deepwalk"]["data/test_sessions"] == 1124
+    # measured: USS 0.19-0.20 at R=2..20, popularity 0.006, random 0.0007 (experiments/listening_30music.md)
+    assert got["deepwalk"]["exp1/recall_at_10"] > 0.15
+    assert got["popularity"]["exp1/recall_at_10"] < 0.02
