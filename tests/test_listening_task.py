@@ -100,3 +100,25 @@ def test_real_30music_deepwalk_uss_far_above_popularity(make_cfg, store):
     # measured: USS 0.19-0.20 at R=2..20, popularity 0.006, random 0.0007 (experiments/listening_30music.md)
     assert got["deepwalk"]["exp1/recall_at_10"] > 0.15
     assert got["popularity"]["exp1/recall_at_10"] < 0.02
+
+
+@pytest.mark.slow  # ~1 min: TPE may draw R=20, L=80 (the plugin itself is covered fast in test_sweeps.py)
+def test_listening_optuna_sweep_runs_and_tracks_its_trials(tmp_path):
+    """Two TPE trials of the real train.py on synthetic logs: an Optuna study and two MLflow runs."""
+    import optuna
+
+    from test_sweeps import REPO, command, env
+
+    proc = __import__("subprocess").run(
+        command(tmp_path, "-m", "task=listening", "hparams_search=listening_optuna", "hydra.sweeper.n_trials=2",
+                "model.progress=false"), cwd=REPO, env=env(tmp_path), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    study = optuna.load_study(
+        study_name="listening_optuna_synthetic_listening_uss",
+        storage=f"sqlite:///{tmp_path}/listening/sweeps/listening_optuna_synthetic_listening_uss/optuna.db")
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(done) == 2 and all(0 < t.value < 1 for t in done)
+    assert set(done[0].params) == {"model.walk_length", "model.walks_per_node", "model.window", "model.dimensions"}
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    tracked = client.search_runs([client.get_experiment_by_name("listening").experiment_id])
+    assert sorted(r.info.status for r in tracked) == ["FINISHED"] * 2
