@@ -34,7 +34,8 @@ def mean(vals):
 
 
 def main(argv: list[str]) -> None:
-    seeds = "0"
+    seeds, report_only = "0", "--report-only" in argv  # --report-only: print the table of a finished sweep
+    argv = [a for a in argv if a != "--report-only"]
     if argv[:1] == ["--seeds"]:
         seeds, argv = argv[1], argv[2:]
     import mediaml  # noqa: F401
@@ -49,7 +50,8 @@ def main(argv: list[str]) -> None:
     cmd = [sys.executable, "train.py", "-m", "task=listening", "dataset=30music", f"model={','.join(METHODS)}",
            f"seed={seeds}", f"hydra.sweep.dir={sweep_dir}", *argv]
     print("$", " ".join(cmd[1:]), file=sys.stderr)
-    subprocess.run(cmd, cwd=ROOT, check=True)
+    if not report_only:
+        subprocess.run(cmd, cwd=ROOT, check=True)
 
     client = MlflowClient(resolve_tracking_uri(None, ROOT / "mlruns"))
     exp = client.get_experiment_by_name("listening")
@@ -82,6 +84,20 @@ def main(argv: list[str]) -> None:
         best[m] = {e: mean([x.get(f"{e}/recall_at_10", float("nan")) for x in ms]) for e in EXPERIMENTS}
         per_run = ", ".join(f"{x.get('exp1/recall_at_10', float('nan')):.4f}" for x in ms)
         print(f"| {LABELS[m]} | " + " | ".join(cells) + f" | {mean([x.get('time/fit_s', 0) for x in ms]):.1f} | {per_run} |")
+
+    # The paper's Fig. 7 and Fig. 8 with every method: the first run (lowest seed) of each, from MLflow.
+    import pandas as pd
+
+    from mediaml.metrics.retrieval import plot_curves
+
+    tables = {}
+    for m in METHODS:
+        mine = sorted((r for r in runs if r.data.tags["mediaml.model"] == m), key=lambda r: r.data.tags["mediaml.seed"])
+        if mine:
+            tables[LABELS[m]] = pd.read_csv(client.download_artifacts(mine[0].info.run_id, "retrieval.csv"))
+    for name, fig in plot_curves(tables).items():
+        fig.savefig(sweep_dir / f"{name}.png", dpi=120)
+        print(f"figure: {sweep_dir / f'{name}.png'}")
 
     if len(best) == len(METHODS):
         print()
