@@ -148,3 +148,53 @@ def test_personas_optuna_two_trials_on_synthetic(tmp_path):
     assert len(done) == 2 and study.direction == optuna.study.StudyDirection.MAXIMIZE
     assert all(t.value > 1.0 for t in done)  # vi_gain in nats: planted personas, far above random
     assert 8 <= done[0].params["model.n_topics"] <= 16
+
+
+# -- embedding + genres ("do the words add to the genres?") --------------------------------------------
+def _genre_chars(n_per: int = 20, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """3 genre groups x 2 planted 'word' groups, crossed: genre and word partitions are independent."""
+    rng = np.random.default_rng(seed)
+    genres = [["western"], ["horror", "thriller"], ["comedy", "romance"]]
+    rows, g_lab, w_lab = [], [], []
+    for g in range(3):
+        for w in range(2):
+            for _ in range(n_per):
+                rows.append({"adj": ["x"], "active": [], "patient": [], "genres": genres[g],
+                             "emb": np.eye(4, dtype=np.float32)[w] + 0.01 * rng.standard_normal(4).astype(np.float32)})
+                g_lab.append(g)
+                w_lab.append(w)
+    return pd.DataFrame(rows), np.array(g_lab), np.array(w_lab)
+
+
+def _fake_embed(chars: pd.DataFrame) -> np.ndarray:  # stands in for the sentence encoder (no torch)
+    e = np.stack(chars["emb"])
+    return e / np.linalg.norm(e, axis=1, keepdims=True)
+
+
+def test_embedding_genre_block_is_used():
+    from sklearn.metrics import adjusted_rand_score
+
+    from mediaml.models.personas import PersonaKMeans
+    from mediaml.models.personas_embedding import PersonaEmbedding
+
+    chars, g_lab, w_lab = _genre_chars()
+    # genres only (word_weight=0): nothing is encoded, the 3 clusters are the 3 genre groups
+    m = PersonaEmbedding(n_personas=3, word_weight=0, genre_weight=1, max_fit=None)
+    m.embed = lambda c: pytest.fail("word_weight=0 must not encode")
+    m.fit(chars)
+    assert adjusted_rand_score(g_lab, m.labels_) == 1.0
+    assert adjusted_rand_score(g_lab, m.predict(chars)) == 1.0
+    # the genre block is tfidf_kmeans' own (same vectoriser, same l2-normalisation)
+    km = PersonaKMeans(n_personas=3, min_df=1, word_weight=0, genre_weight=1).fit(chars)
+    assert np.allclose(m.features(chars), km._matrix(chars).toarray(), atol=1e-6)
+    assert set(m.persona_table()["role"]) == {"adj", "genre"}
+    # words only: the clusters follow the (fake) embedding, 2 groups; words + genres at 6 clusters: both
+    words = PersonaEmbedding(n_personas=2, max_fit=None)
+    words.embed = _fake_embed
+    assert adjusted_rand_score(w_lab, words.fit(chars).labels_) == 1.0
+    both = PersonaEmbedding(n_personas=6, genre_weight=1, max_fit=None)
+    both.embed = _fake_embed
+    assert adjusted_rand_score(g_lab * 2 + w_lab, both.fit(chars).labels_) == 1.0
+    assert both.features(chars).shape[1] == 4 + len(both.genres_.vocabulary_)
+    with pytest.raises(ValueError, match="both 0"):
+        PersonaEmbedding(word_weight=0, genre_weight=0)

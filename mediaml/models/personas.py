@@ -151,6 +151,27 @@ class PersonaLDA:
         return pd.DataFrame(rows)
 
 
+def genre_docs(chars: pd.DataFrame) -> list[str]:
+    """One space-joined document of the movie's genre tokens per character."""
+    return [" ".join(g) for g in chars["genres"]]
+
+
+def fit_genre_tfidf(chars: pd.DataFrame):
+    """The genre tf-idf vectoriser, fitted on the characters' movie genres (errors if there are none)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    if "genres" not in chars or not any(len(g) for g in chars["genres"]):
+        raise ValueError("model.genre_weight > 0 but the dataset has no movie genres")
+    return TfidfVectorizer(token_pattern=r"\S+", lowercase=False).fit(genre_docs(chars))
+
+
+def genre_block(vectorizer, chars: pd.DataFrame, weight: float = 1.0):
+    """`weight` x the l2-normalised genre tf-idf rows (sparse; a movie with no genre is a zero row)."""
+    from sklearn.preprocessing import normalize
+
+    return weight * normalize(vectorizer.transform(genre_docs(chars)))
+
+
 class PersonaKMeans:
     """Characters as tf-idf vectors, clustered by k-means (a persona = a cluster).
 
@@ -181,7 +202,7 @@ class PersonaKMeans:
         if self.word_weight:
             blocks.append(self.word_weight * normalize(self.words_.transform(self._docs(chars))))
         if self.genre_weight:
-            blocks.append(self.genre_weight * normalize(self.genres_.transform([" ".join(g) for g in chars["genres"]])))
+            blocks.append(genre_block(self.genres_, chars, self.genre_weight))
         return sparse.hstack(blocks).tocsr()
 
     def fit(self, chars: pd.DataFrame) -> "PersonaKMeans":
@@ -194,10 +215,7 @@ class PersonaKMeans:
         self.words_ = TfidfVectorizer(min_df=self.min_df, sublinear_tf=True, token_pattern=r"\S+",
                                       lowercase=False).fit(self._docs(chars))
         if self.genre_weight:
-            if "genres" not in chars or not any(len(g) for g in chars["genres"]):
-                raise ValueError("model.genre_weight > 0 but the dataset has no movie genres")
-            self.genres_ = TfidfVectorizer(token_pattern=r"\S+", lowercase=False).fit(
-                [" ".join(g) for g in chars["genres"]])
+            self.genres_ = fit_genre_tfidf(chars)
         self.vocab_ = list(self.words_.get_feature_names_out())
         X = self._matrix(chars)
         self.kmeans_ = KMeans(self.n_personas, n_init=self.n_init, random_state=self.random_state).fit(X)

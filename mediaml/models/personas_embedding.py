@@ -22,6 +22,12 @@ revenue movies encodes nothing.
 an n x n distance matrix, 5,000 -> 100 MB): encoding runs at ~250 characters/s on 2 idle CPU
 cores, but torch's threads spin-wait when the cores are shared (measured 8 characters/s at load 9),
 hence `torch_threads: 1` by default.
+
+`genre_weight > 0` appends the movie's genres to each embedding, exactly as `tfidf_kmeans` does for
+its tf-idf words (the same code, `mediaml.models.personas.fit_genre_tfidf` / `genre_block`): the
+features are [word_weight x unit embedding, genre_weight x l2-normalised genre tf-idf], so
+`genre_weight = word_weight` gives words and genres equal say. `word_weight: 0` with a genre weight
+clusters the genres alone (nothing is encoded) — the ablation baseline for "do the words add?".
 """
 from __future__ import annotations
 
@@ -114,7 +120,10 @@ class PersonaEmbedding:
     def __init__(self, n_personas: int = 50, algorithm: str = "kmeans", model_name: str = BUNDLED,
                  cache_dir: str | None = None, batch_size: int = 64, max_seq_length: int = 256,
                  max_fit: int | None = 8000, metric: str = "euclidean", linkage: str = "complete",
-                 n_init: int = 3, torch_threads: int | None = 1, random_state: int = 0):
+                 n_init: int = 3, torch_threads: int | None = 1, genre_weight: float = 0.0,
+                 word_weight: float = 1.0, random_state: int = 0):
+        if not (float(word_weight) or float(genre_weight)):
+            raise ValueError("model.word_weight and model.genre_weight are both 0: no features")
         if algorithm not in ("kmeans", "agglomerative"):
             raise ValueError(f"model.algorithm={algorithm!r}: expected 'kmeans' or 'agglomerative'")
         if algorithm == "agglomerative" and linkage == "ward" and metric != "euclidean":
@@ -122,10 +131,22 @@ class PersonaEmbedding:
         self.n_personas, self.algorithm, self.n_init = int(n_personas), algorithm, int(n_init)
         self.max_fit = int(max_fit) if max_fit else None
         self.metric, self.linkage, self.random_state = metric, linkage, int(random_state)
+        self.genre_weight, self.word_weight = float(genre_weight), float(word_weight)
         self.encoder = EmbeddingEncoder(model_name, cache_dir, batch_size, max_seq_length, torch_threads)
 
     def embed(self, chars: pd.DataFrame) -> np.ndarray:
         return self.encoder(character_texts(chars))
+
+    def features(self, chars: pd.DataFrame) -> np.ndarray:
+        """[word_weight x unit embedding | genre_weight x l2-normalised genre tf-idf] (blocks with weight 0 left out)."""
+        from mediaml.models.personas import genre_block
+
+        blocks = []
+        if self.word_weight:
+            blocks.append(self.word_weight * self.embed(chars))
+        if self.genre_weight:
+            blocks.append(genre_block(self.genres_, chars, self.genre_weight).toarray().astype(np.float32))
+        return np.hstack(blocks)
 
     def fit(self, chars: pd.DataFrame) -> "PersonaEmbedding":
         from sklearn.cluster import AgglomerativeClustering, KMeans
@@ -135,8 +156,12 @@ class PersonaEmbedding:
         if self.max_fit and len(chars) > self.max_fit:
             rows = np.sort(np.random.default_rng(self.random_state).choice(len(chars), self.max_fit, replace=False))
             chars = chars.iloc[rows].reset_index(drop=True)
+        if self.genre_weight:
+            from mediaml.models.personas import fit_genre_tfidf
+
+            self.genres_ = fit_genre_tfidf(chars)
         t0 = time.perf_counter()
-        X = self.embed(chars)
+        X = self.features(chars)
         self.timings_ = {"embed_s": time.perf_counter() - t0}
         t0 = time.perf_counter()
         if self.algorithm == "kmeans":
@@ -149,13 +174,13 @@ class PersonaEmbedding:
         self.timings_["cluster_s"] = time.perf_counter() - t0
         self.labels_ = labels
         self.vocab_ = sorted({w for r in ROLES for bag in chars[r] for w in bag})
-        self._fit_chars = chars[list(ROLES)]
+        self._fit_chars = chars[list(ROLES) + (["genres"] if self.genre_weight else [])]
         self.n_fit_ = len(chars)
         return self
 
     def predict(self, chars: pd.DataFrame) -> np.ndarray:
         """Nearest cluster centre (KMeans' own rule; for agglomerative, the cluster means)."""
-        X = self.embed(chars)
+        X = self.features(chars)
         d = (X ** 2).sum(1)[:, None] - 2 * X @ self.centers_.T + (self.centers_ ** 2).sum(1)[None, :]
         return d.argmin(axis=1)
 
@@ -167,16 +192,17 @@ class PersonaEmbedding:
 
         `share` = fraction of the persona's members having the word in that role; `lift` = that
         share over the word's share among all fitted characters (> 1: typical of the persona).
+        With `genre_weight > 0` also role "genre": the members' most frequent movie genres.
         """
         rows = []
         n_all = len(self._fit_chars)
-        for role in ROLES:
+        for role in ROLES + (("genres",) if self.genre_weight else ()):
             overall = Counter(w for bag in self._fit_chars[role] for w in set(bag))
             for p in range(self.n_personas):
                 members = self._fit_chars[role][self.labels_ == p]
                 counts = Counter(w for bag in members for w in set(bag))
                 for rank, (w, c) in enumerate(counts.most_common(top)):
                     share = c / len(members)
-                    rows.append({"persona": p, "role": role, "rank": rank, "words": w, "n_members": len(members),
+                    rows.append({"persona": p, "role": "genre" if role == "genres" else role, "rank": rank, "words": w, "n_members": len(members),
                                  "share": share, "lift": share / (overall[w] / n_all)})
         return pd.DataFrame(rows).sort_values(["persona", "role", "rank"]).reset_index(drop=True)
