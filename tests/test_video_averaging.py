@@ -67,10 +67,13 @@ def test_ema_weights_are_validated_checkpointed_tested_and_predicted(make_cfg, s
 
 def test_swa_starts_at_its_epoch_and_resumes(make_cfg, shared_cache, tmp_path):
     cfg = _cfg(make_cfg, shared_cache, "trainer.max_epochs=3", "task.weight_averaging=swa", "task.swa_start_epoch=1",
-               "task.checkpoint.save_top_k=-1")
+               "task.checkpoint.save_top_k=-1", "task.test_checkpoint=last", "task.optimizer.lr=0.01")
     out = tmp_path / "out"
     m = VideoTask(cfg).run(Tracker(out))
     assert m["train/averaged_updates"] == 2  # the ends of epochs 1 and 2
+    # test_checkpoint=last: the final SWA weights are tested
+    last = torch.load(out / "checkpoints" / "last.ckpt", weights_only=False, map_location="cpu")
+    assert m["test/loss"] == pytest.approx(_test_loss(cfg, last["state_dict"], out), rel=1e-6)
     cks = {int(p.name[5:8]): torch.load(p, weights_only=False, map_location="cpu")
            for p in (out / "checkpoints").glob("epoch*.ckpt")}
     assert set(cks) == {0, 1, 2}

@@ -161,11 +161,15 @@ class VideoTask(DatasetTask):
         best = checkpoint.best_model_path or None
         last = last_checkpoint.best_model_path or None
         fast_dev = bool(trainer_cfg.get("fast_dev_run"))
-        test_ckpt = None if fast_dev or not best else best  # the best-val checkpoint of `checkpoint`
+        # task.test_checkpoint: `best` = the checkpoint `checkpoint` selected on validation; `last` = the
+        # final weights (with weight_averaging=swa, the SWA model: the average is the selection).
+        use_last = str(t.get("test_checkpoint", "best")) == "last"
+        test_ckpt = None if fast_dev else (last if use_last else best)
+        tested_epoch = (max(val_history.epochs, default=None) if use_last else _epoch_of(best))
         trainer.test(model, data.loader("test"), ckpt_path=test_ckpt, verbose=rank == 0)
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
         metrics["time/fit_s"] = fit_s
-        selected = val_history.at_epoch(_epoch_of(best))  # validation of the tested checkpoint
+        selected = val_history.at_epoch(tested_epoch)  # validation of the tested checkpoint
         metrics.update({k.replace("val/", "val/selected_"): v for k, v in selected.items()})
         if averaging is not None:
             metrics["train/averaged_updates"] = float(averaging.n_updates)
@@ -177,7 +181,7 @@ class VideoTask(DatasetTask):
             return metrics
 
         tracker.metrics.update(metrics)  # already in MLflow through Lightning's logger
-        tracker.log_metrics({"time/fit_s": fit_s, "test/best_epoch": _epoch_of(best),
+        tracker.log_metrics({"time/fit_s": fit_s, "test/best_epoch": tested_epoch,
                              **{k: v for k, v in metrics.items() if k.startswith("val/selected_")
                                 or k == "train/averaged_updates"}})
         cm = getattr(model, "confusion_matrix", None)
@@ -189,9 +193,9 @@ class VideoTask(DatasetTask):
                 tracker.log_artifact(p, "checkpoints")
         if best:
             tracker.log_text(best + "\n", "checkpoints/best_path.txt")
-        log.info("video: val/acc_best=%.4f test/acc=%.4f (best-val checkpoint %s) fit %.1f s",
+        log.info("video: val/acc_best=%.4f test/acc=%.4f (checkpoint %s) fit %.1f s",
                  metrics.get("val/acc_best", float("nan")), metrics.get("test/acc", float("nan")),
-                 best, fit_s)
+                 test_ckpt, fit_s)
         return dict(tracker.metrics)
 
 
