@@ -25,8 +25,9 @@ hence `torch_threads: 1` by default.
 
 `genre_weight > 0` appends the movie's genres to each embedding, exactly as `tfidf_kmeans` does for
 its tf-idf words (the same code, `mediaml.models.personas.fit_genre_tfidf` / `genre_block`): the
-features are [word_weight x unit embedding, genre_weight x l2-normalised genre tf-idf], so
-`genre_weight = word_weight` gives words and genres equal say. `word_weight: 0` with a genre weight
+features are [word_weight x unit embedding, genre_weight x l2-normalised genre tf-idf]. Both blocks
+have unit rows, but the character texts embed close together (mean squared distance 0.86 between gold
+characters vs 1.80 between their genre vectors), so genre_weight ~0.7 gives the blocks equal say. `word_weight: 0` with a genre weight
 clusters the genres alone (nothing is encoded) — the ablation baseline for "do the words add?".
 """
 from __future__ import annotations
