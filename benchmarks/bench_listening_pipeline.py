@@ -12,6 +12,13 @@ config is the faster one. Prints wall seconds, the model's own stage times, exp1
 change relative to the paper-settings run (the issue's targets: paper settings < 10 min; the default
 < 60 s within 5 % of the paper's recall). gensim with 2 workers is not bit-reproducible: recall moves
 by about ±2 % between identical runs, so `--repeats` averages.
+
+Measured 2026-11-23 07:20-07:24 UTC (2 cores, load1 1.2-3.6 from another session's jobs), 30Music default
+split (13,618 graph nodes), exp1 recall@10:
+  --walks 20,10,5 --maps --repeats 2 (the full command):
+    R=20 (paper) 51.7 s (Word2Vec 30.2 s) 0.2046 | R=10 (default) 29.0 s 0.2021 (-1.2 %) | R=5 17.4 s 0.1956 (-4.4 %)
+  --walks 20,10,5,2,1 (maps off, 1 repeat):
+    R=20 22.3 s 0.2030 | R=10 22.3 s 0.2041 (+0.5 %) | R=5 13.2 s 0.1961 (-3.4 %) | R=2 7.6 s 0.1936 (-4.6 %) | R=1 5.8 s 0.1920 (-5.4 %)
 """
 from __future__ import annotations
 
