@@ -4,6 +4,8 @@
     python train.py task=video dataset=synthetic_clips          # no download: seeded synthetic mp4s
     python train.py task=video model=c3d_seed                   # seed 002's network, bugs fixed
     python train.py task=video task.ckpt_path=last              # resume the latest run's last.ckpt
+    python train.py task=video task.weight_averaging=ema        # EMA weights validated/checkpointed/tested
+    python train.py task=video task.weight_averaging=swa task.test_checkpoint=last   # test the SWA model
 
 Data: ``mediaml.data.video`` (folders, synthetic clips) and ``mediaml.data.video_cache`` (decode-once
 cache, PyTorchVideo loaders). Model: ``mediaml.models.video_module.VideoClassifier``. Lightning's
