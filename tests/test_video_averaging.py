@@ -94,3 +94,10 @@ def test_none_is_the_default_and_unknown_kinds_fail(make_cfg):
     assert weight_averaging_callback("none") is None
     with pytest.raises(ValueError, match="ema or swa"):
         weight_averaging_callback("polyak")
+
+
+def test_motion_ema_experiment_composes(make_cfg):
+    cfg = make_cfg(["task=video", "experiment=video_fight_c3d_motion_ema"])
+    assert cfg.task.weight_averaging == "ema" and cfg.task.ema_decay == 0.99 and cfg.model.motion is True
+    assert (cfg.task.checkpoint.monitor, cfg.task.checkpoint.mode) == ("val/loss", "min")
+    assert cfg.trainer.max_epochs == 40 and cfg.dataset.clip_duration == 1.6
