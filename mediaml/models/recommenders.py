@@ -171,8 +171,7 @@ class PopularityRecommender(Recommender):
         self.name = name
 
     def fit(self, split) -> "PopularityRecommender":
-        items = split.train["item"].to_numpy(np.int64)
-        self.plays_ = np.bincount(items, minlength=int(split.n_items)).astype(np.float32)
+        self.plays_ = split.items["plays"].to_numpy(np.float32)  # the data layer's training play counts
         return self
 
     def score(self, kind: str, ids: np.ndarray) -> np.ndarray:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import time
 
-import pandas as pd
 from hydra.utils import instantiate
 
 from mediaml.tasks.base import DatasetTask
@@ -32,7 +31,7 @@ class ListeningTask(DatasetTask):
         t0 = time.perf_counter()
         split = self.dataset.load()
         tracker.log_metrics({**split.stats, **split.skipped, "time/load_s": time.perf_counter() - t0})
-        tracker.log_table(table1(split.stats), "table1_data_stats.csv")
+        tracker.log_table(split.table1(), "table1_data_stats.csv", index=True)
         log.info("split: %s", ", ".join(f"{k.split('/')[-1]}={v:,.0f}" for k, v in split.stats.items()))
 
         model = instantiate(self.cfg.model, _convert_="all")
@@ -76,11 +75,3 @@ class ListeningTask(DatasetTask):
         tracker.log_figure(user_maps(model2d, split, n_users=int(m.n_users), seed=int(self.cfg.seed)),
                            "maps/users_sessions_songs.png")
 
-
-def table1(stats: dict[str, float]) -> pd.DataFrame:
-    """The paper's Table 1 (events, users, songs per split) plus sessions, from the `data/*` stats."""
-    rows = []
-    for part in ("train", "test"):
-        rows.append({"set": part, **{c: int(stats.get(f"data/{part}_{c}", 0))
-                                     for c in ("events", "users", "songs", "sessions")}})
-    return pd.DataFrame(rows)
