@@ -34,8 +34,8 @@ def build(topics: int, personas: int, seed: int, iters: int):
     from hydra import compose, initialize_config_dir
 
     import mediaml  # noqa: F401  (resolvers)
-    from mediaml.models.personas import PersonaLDA
-    from mediaml.tasks.personas import PersonasTask
+    from mediaml.tasks.personas.models import PersonaLDA
+    from mediaml.tasks.personas.task import PersonasTask
     from mediaml.tracking.tracker import Tracker
 
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
@@ -60,7 +60,7 @@ def build(topics: int, personas: int, seed: int, iters: int):
 
 
 def score(pred, gold, seed):
-    from mediaml.metrics.clustering import score as vi_score
+    from mediaml.tasks.personas.clustering import score as vi_score
 
     return vi_score(pred, gold["trope"].to_numpy(), groups=gold["char_id"].to_numpy(), n_random=20, seed=seed)
 

@@ -126,8 +126,8 @@ def main() -> None:
 
     import torch
 
-    from mediaml.data.video_cache import VideoData
-    from mediaml.models.c3d import C3D
+    from mediaml.tasks.video.cache import VideoData
+    from mediaml.tasks.video.nets import C3D
 
     torch.manual_seed(0)
     ds_cache = dataset_from_config([])
@@ -144,7 +144,7 @@ def main() -> None:
     data_decode = VideoData(ds_decode, Path("/tmp/bench_video_cache")).setup()
     print(f"decode-pipeline index (probe every video): {time.perf_counter() - t:.1f} s")
 
-    from mediaml.models.c3d import SeedVideo3DCNN
+    from mediaml.tasks.video.nets import SeedVideo3DCNN
 
     models = {}
     for name, net in (("c3d_seed", SeedVideo3DCNN(num_outputs=1)), ("c3d", C3D(num_outputs=1, width=0.125))):

@@ -6,7 +6,7 @@ For --per-class videos of each height class (<=240p, 360p, 480p, 720p+), wall ti
   seed       PyTorchVideo EncodedVideo.from_path(...).get_clip(t, t + 1) for a random 1-s clip, then
              seed 002's transform (UniformTemporalSubsample(10), x/255, Normalize, RandomShortSideScale(248, 256),
              centre crop 112, flip) on full-resolution float frames: one training clip of the seed's loader
-  decode     mediaml.data.video_decode.decode_video: every frame of the 2-s video decoded once (YUV; RGB on demand)
+  decode     mediaml.tasks.video.decode.decode_video: every frame of the 2-s video decoded once (YUV; RGB on demand)
   cache      what the cache adds per video (RGB of the frames it keeps + resize): train role (10 fps, short side 144) or
              eval role (3 constant clips, 10 frames, short side 128)
 and the dataset-weighted clips/s (each class weighted by its share of the 250 videos).
@@ -38,16 +38,16 @@ def main() -> None:
     import av
     import torch
 
-    from mediaml.compat import install_torchvision_alias
+    from mediaml.tasks.video.compat import install_torchvision_alias
 
     install_torchvision_alias()
     from pytorchvideo.data.encoded_video import EncodedVideo
     from pytorchvideo.transforms import Normalize, RandomShortSideScale, UniformTemporalSubsample
     from torchvision.transforms import Compose, RandomHorizontalFlip
 
-    from mediaml.data.video import VideoFolderDataset
-    from mediaml.data.video_cache import build_entry
-    from mediaml.data.video_decode import decode_video
+    from mediaml.tasks.video.data import VideoFolderDataset
+    from mediaml.tasks.video.cache import build_entry
+    from mediaml.tasks.video.decode import decode_video
 
     data_dir = Path(os.environ.get("MEDIAML_DATA_DIR", ROOT / "data")).resolve()
     root = data_dir / "video_clips" / "surveillance_fight_akti2019"
@@ -60,7 +60,7 @@ def main() -> None:
         with av.open(str(f)) as c:
             by_class[height_class(c.streams.video[0].codec_context.height)].append(f)
     rng = random.Random(args.seed)
-    from mediaml.data.video_cache import center_crop
+    from mediaml.tasks.video.cache import center_crop
 
     seed_tf = Compose([UniformTemporalSubsample(10), lambda x: x / 255.0, Normalize((0.45,) * 3, (0.225,) * 3),
                        RandomShortSideScale(248, 256), lambda x: center_crop(x, 112), RandomHorizontalFlip(0.5)])

@@ -32,7 +32,7 @@ sys.path.insert(0, str(HERE))
 
 from bench_walks import load1, load_30music_split  # noqa: E402
 
-from mediaml.models.walks import build_graph, random_walks, walks_to_sentences, write_walks_text  # noqa: E402
+from mediaml.tasks.listening.walks import build_graph, random_walks, walks_to_sentences, write_walks_text  # noqa: E402
 
 
 def main() -> None:

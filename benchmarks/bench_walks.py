@@ -3,14 +3,14 @@
     MEDIAML_DATA_DIR=../shared/data .venv/bin/python benchmarks/bench_walks.py [--rounds 3] [--no-pecanpy]
 
 Graph: all events of the five 30Music 200ks test slices (read with pandas here, not through the dataset
-code), the given SessionId as sessions, USS layout of `mediaml.models.walks.build_graph`: 4,620 users +
+code), the given SessionId as sessions, USS layout of `mediaml.tasks.listening.walks.build_graph`: 4,620 users +
 9,519 sessions + 57,684 songs = 71,823 nodes, 115,707 undirected edges (the anchors' §1). Walks:
 R = 20 from every node, L = 40 nodes each (L counts nodes, as phanein/deepwalk) -> 1,436,460 walks.
 
 Variants, run in rotated order over `--rounds` rounds (ratios are taken within a round, then the median):
   python   phanein/deepwalk's walker over a networkx.Graph (`rand.choice(list(G[cur]))`, nodes shuffled
            per pass), R=1 timed and extrapolated x R (as the anchors do: a full run takes minutes);
-  ours     `mediaml.models.walks.random_walks` (numba parallel over CSR, --threads threads), full R;
+  ours     `mediaml.tasks.listening.walks.random_walks` (numba parallel over CSR, --threads threads), full R;
   pecanpy  PecanPy 2.0.9 `FirstOrderUnweighted.simulate_walks(num_walks=20, walk_length=39)` (-> 40 nodes,
            asserted), its output as the API returns it (lists of str), built from the CSR arrays (no
            edge-file parse), timed after a warm-up call that compiles its numba kernels (every
@@ -53,7 +53,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mediaml.models.walks import build_graph, random_walks, walks_to_sentences, write_walks_text  # noqa: E402
+from mediaml.tasks.listening.walks import build_graph, random_walks, walks_to_sentences, write_walks_text  # noqa: E402
 
 PECANPY_VENV = ROOT / ".venv-pecanpy"
 PECANPY_VERSION = "2.0.9"

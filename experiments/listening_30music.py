@@ -88,7 +88,7 @@ def main(argv: list[str]) -> None:
     # The paper's Fig. 7 and Fig. 8 with every method: the first run (lowest seed) of each, from MLflow.
     import pandas as pd
 
-    from mediaml.metrics.retrieval import plot_curves
+    from mediaml.tasks.listening.retrieval import plot_curves
 
     tables = {}
     for m in METHODS:

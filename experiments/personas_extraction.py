@@ -8,7 +8,7 @@ writes the file if it has none; `--limit N` = first N movies only; ~1 min on one
 Movies: the 123 of personas_extra/cyberbab00shka_persona_testset (the only real plot summaries we have).
 Each movie title -> CMU wiki id(s) via movie.metadata; when a title has several ids with feature rows, the id
 whose stored character names occur most often in the summary is kept. Characters: every stored row of that
-wiki id in char_features_realigned_all.tsv.gz (names as stored, read as in `mediaml.data.personas`), and
+wiki id in char_features_realigned_all.tsv.gz (names as stored, read as in `mediaml.tasks.personas.data`), and
 separately the 129 gold characters (the test set's full names) matched to a stored row by a shared name token.
 
 Per role, micro-averaged precision / recall / F1 of our bag against the stored bag, as multisets (counts
@@ -29,8 +29,8 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from mediaml.data.attribute_extraction import DEFAULT_MODEL, extract_from_doc, load_parser  # noqa: E402
-from mediaml.data.personas import ROLES, name_tokens, parse_list, read_movie_titles, tokens  # noqa: E402
+from mediaml.tasks.personas.extraction import DEFAULT_MODEL, extract_from_doc, load_parser  # noqa: E402
+from mediaml.tasks.personas.data import ROLES, name_tokens, parse_list, read_movie_titles, tokens  # noqa: E402
 
 TESTSET = "personas_extra/cyberbab00shka_persona_testset/persona_identification_testset.csv"
 FEATURES = "personas_extra/utopiansky2022_plot_nlp_char_features/char_features_realigned_all.tsv.gz"

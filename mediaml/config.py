@@ -10,11 +10,14 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 def register_resolvers() -> None:
-    """`${mediaml.root:}` is the checkout's root; `${mediaml.abspath:p}` makes p absolute (relative to the cwd)."""
+    """`${mediaml.root:}` is the checkout's root; `${mediaml.abspath:p}` makes p absolute (relative to the cwd);
+    `${mediaml.slug:val/acc}` is `val_acc`."""
     if not OmegaConf.has_resolver("mediaml.root"):
         OmegaConf.register_new_resolver("mediaml.root", lambda: str(PROJECT_ROOT))
     if not OmegaConf.has_resolver("mediaml.abspath"):
         OmegaConf.register_new_resolver("mediaml.abspath", lambda p: str(Path(p).expanduser().resolve()))
+    if not OmegaConf.has_resolver("mediaml.slug"):  # a metric name in a file name: val/acc -> val_acc
+        OmegaConf.register_new_resolver("mediaml.slug", lambda s: str(s).replace("/", "_"))
 
 
 def flatten(cfg: DictConfig | ListConfig | dict | list, prefix: str = "") -> dict[str, Any]:

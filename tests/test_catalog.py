@@ -8,9 +8,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from conftest import require_real
-from mediaml.data.errors import DataError, DataNotFoundError
+from mediaml.errors import DataError, DataNotFoundError
 from mediaml.run import run
-from mediaml.tasks.catalog import FIGURES, CatalogTask
+from mediaml.tasks.catalog.task import FIGURES, CatalogTask
 from mediaml.tracking.tracker import Tracker
 
 REAL = "netflix/netflix_titles.csv"
@@ -118,7 +118,7 @@ def test_missing_file_stops_before_a_run(make_cfg, store, tmp_path, monkeypatch)
 
 
 def test_missing_column_fails_the_run_with_the_file_named(make_cfg, store, tmp_path, monkeypatch):
-    from mediaml.data.catalog import generate_catalog
+    from mediaml.tasks.catalog.data import generate_catalog
 
     (tmp_path / "d" / "netflix").mkdir(parents=True)
     generate_catalog(50).drop(columns=["date_added"]).to_csv(tmp_path / "d" / REAL, index=False)

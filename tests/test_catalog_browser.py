@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from conftest import require_real
-from mediaml.plots.headless import Chromium, find_chromium
-from mediaml.tasks.catalog import FIGURES, CatalogTask
+from support.chromium import Chromium, find_chromium
+from mediaml.tasks.catalog.task import FIGURES, CatalogTask
 from mediaml.tracking.tracker import Tracker
 
 RENDERED = "document.body && (document.body.dataset.rendered || document.body.dataset.renderError)"

@@ -4,9 +4,9 @@ import pandas as pd
 import pytest
 
 from conftest import require_real
-from mediaml.data.catalog import (COLUMNS, NetflixTitlesDataset, SyntheticNetflixDataset, clean_titles,
+from mediaml.tasks.catalog.data import (COLUMNS, NetflixTitlesDataset, SyntheticNetflixDataset, clean_titles,
                                   collaborations, explode_list, generate_catalog, read_titles_csv)
-from mediaml.data.errors import DataError, DataNotFoundError
+from mediaml.errors import DataError, DataNotFoundError
 
 REAL = "netflix/netflix_titles.csv"
 

@@ -1,15 +1,15 @@
 """Each figure's data equals an independent pandas computation on the real netflix_titles.csv.
 
 The independent side reads the raw CSV itself and follows the seed's notebook code (crosstabs,
-value_counts, np.histogram) rather than calling anything in mediaml.data.catalog.
+value_counts, np.histogram) rather than calling anything in mediaml.tasks.catalog.data.
 """
 import numpy as np
 import pandas as pd
 import pytest
 
 from conftest import require_real
-from mediaml.data.catalog import NetflixTitlesDataset
-from mediaml.plots.catalog_figures import figure_data
+from mediaml.tasks.catalog.data import NetflixTitlesDataset
+from mediaml.tasks.catalog.figures import figure_data
 
 REAL = "netflix/netflix_titles.csv"
 

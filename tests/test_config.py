@@ -24,13 +24,72 @@ def test_every_task_composes_with_its_default_dataset_and_model(make_cfg, task):
     OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
 
 
-@pytest.mark.parametrize("group", ["dataset", "model", "trainer", "logger", "experiment", "debug", "hparams_search"])
-def test_every_group_option_composes(make_cfg, group):
+# Groups composed by every task, and those only tasks that train with Lightning compose (task=video).
+@pytest.mark.parametrize("group,task", [("dataset", "genre"), ("model", "genre"), ("logger", "genre"),
+                                        ("experiment", "genre"), ("debug", "genre"), ("hparams_search", "genre"),
+                                        ("trainer", "video"), ("callbacks", "video")])
+def test_every_group_option_composes(make_cfg, group, task):
     names = options(group)
     assert names, f"conf/{group}/ is empty"
     for name in names:
-        cfg = make_cfg([f"{group}={name}"])
+        cfg = make_cfg([f"task={task}", f"{group}={name}"])
         OmegaConf.to_container(cfg, resolve=True)
+
+
+def test_only_lightning_tasks_compose_trainer_and_callbacks(make_cfg):
+    for task in ("genre", "listening", "personas", "catalog"):
+        cfg = make_cfg([f"task={task}"])
+        assert "trainer" not in cfg and "callbacks" not in cfg, task
+    cfg = make_cfg(["task=video"])
+    assert cfg.trainer._target_ == "lightning.pytorch.Trainer" and cfg.hydra.runtime.choices.trainer == "auto"
+    assert all("_target_" in c for c in cfg.callbacks.values())
+
+
+def test_trainer_children_change_only_what_differs(make_cfg):
+    base = OmegaConf.to_container(make_cfg(["task=video", "trainer=auto"]).trainer)
+    for child, diff in {"cpu": {"accelerator": "cpu", "precision": "32-true"},
+                        "gpu": {"accelerator": "gpu", "precision": "16-mixed"},
+                        "ddp": {"devices": 2, "strategy": "ddp", "sync_batchnorm": False}}.items():
+        cfg = OmegaConf.to_container(make_cfg(["task=video", f"trainer={child}"]).trainer)
+        assert {k: v for k, v in cfg.items() if base.get(k, "<absent>") != v} == diff, child
+        text = (CONF_DIR / "trainer" / f"{child}.yaml").read_text()
+        assert "max_epochs" not in text and "_target_" not in text  # stated once, in default.yaml
+
+
+def test_every_model_names_its_tasks_and_composes_with_them(make_cfg):
+    from mediaml.tasks.base import models_of_task
+
+    by_task = {task: models_of_task(task) for task in TASKS}
+    assert sorted(m for ms in by_task.values() for m in ms) == options("model")  # each model in exactly one task
+    for task, models in by_task.items():
+        assert models, task
+        for model in models:
+            cfg = make_cfg([f"task={task}", f"model={model}"])
+            assert task in cfg.model.tasks
+
+
+def test_model_of_another_task_is_refused_before_any_run(make_cfg, store):
+    from mlflow.tracking import MlflowClient
+
+    from mediaml.errors import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        run(make_cfg(["task=genre", "model=deepwalk"]))
+    msg = str(err.value)
+    assert "model=deepwalk is for task(s) ['listening']" in msg
+    assert "random_forest" in msg and "svc" in msg and "c3d" not in msg  # the genre models, only them
+    assert MlflowClient(store).search_experiments(filter_string="name = 'genre'") == []  # no run was opened
+
+
+def test_hparams_searches_share_one_sweeper_base(make_cfg):
+    for name in options("hparams_search"):
+        text = (CONF_DIR / "hparams_search" / f"{name}.yaml").read_text()
+        assert "base/optuna" in text and "storage:" not in text and "mode: MULTIRUN" not in text, name
+        task = name.split("_")[0]
+        cfg = make_cfg([f"task={task}", f"hparams_search={name}"])
+        assert cfg.hydra.sweeper.direction == cfg.task.objective.direction
+        assert cfg.hydra.sweeper.storage.endswith(f"/{cfg.hydra.sweeper.study_name}/optuna.db")
+        assert cfg.hydra.sweeper.params
 
 
 def test_group_choice_switches_within_a_task(make_cfg):

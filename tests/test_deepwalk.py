@@ -1,4 +1,4 @@
-"""DeepWalk estimator on a tiny planted listening graph (mediaml.models.deepwalk)."""
+"""DeepWalk estimator on a tiny planted listening graph (mediaml.tasks.listening.deepwalk)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from mediaml.models.deepwalk import DeepWalk
+from mediaml.tasks.listening.deepwalk import DeepWalk
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -105,6 +105,7 @@ def test_config_instantiates_with_all_params():
     from sklearn.base import clone
 
     cfg = OmegaConf.create({"seed": 5, "model": OmegaConf.load(ROOT / "conf" / "model" / "deepwalk.yaml")})
+    assert list(cfg.model.pop("tasks")) == ["listening"]
     m = instantiate(cfg.model, _convert_="all")
     assert isinstance(m, DeepWalk) and m.seed == 5 and m.graph == "uss" and m.name == "deepwalk"
     assert m.input in ("corpus_file", "sentences")

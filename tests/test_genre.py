@@ -4,11 +4,11 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from conftest import require_real
-from mediaml.data.class_maps import map_labels
-from mediaml.data.errors import DataError, DataNotFoundError
-from mediaml.data.synthetic_genre import generate_genre_tables
+from mediaml.tasks.genre.class_maps import map_labels
+from mediaml.errors import DataError, DataNotFoundError
+from mediaml.tasks.genre.synthetic import generate_genre_tables
 from mediaml.run import run
-from mediaml.tasks.genre import GenreTask
+from mediaml.tasks.genre.task import GenreTask
 from mediaml.tracking.tracker import Tracker
 
 REAL = "spotify_cs98x/CS98XClassificationTrain.csv"

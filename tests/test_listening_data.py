@@ -8,8 +8,8 @@ import pytest
 from hydra.utils import instantiate
 
 from conftest import require_real
-from mediaml.data.errors import DataError, DataNotFoundError
-from mediaml.data.listening import (EventsTableDataset, ListeningSplit, SyntheticListeningDataset, prepare_events,
+from mediaml.errors import DataError, DataNotFoundError
+from mediaml.tasks.listening.data import (EventsTableDataset, ListeningSplit, SyntheticListeningDataset, prepare_events,
                                     sessionize, split_sessions)
 
 MIN = 60

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from mediaml.plots.listening_maps import popularity_levels
+from mediaml.tasks.listening.maps import popularity_levels
 from mediaml.run import run
 
 KS = [10, 15, 20, 25, 30, 35, 40, 45, 50]

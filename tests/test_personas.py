@@ -5,11 +5,11 @@ import pandas as pd
 import pytest
 
 from conftest import require_real
-from mediaml.data.errors import DataError, DataNotFoundError
-from mediaml.data.personas import (CharacterFeaturesDataset, match_gold, parse_list, read_gold,
+from mediaml.errors import DataError, DataNotFoundError
+from mediaml.tasks.personas.data import (CharacterFeaturesDataset, match_gold, parse_list, read_gold,
                                    tokens)
 from mediaml.run import run
-from mediaml.tasks.personas import PersonasTask
+from mediaml.tasks.personas.task import PersonasTask
 from mediaml.tracking.tracker import Tracker
 
 FEATURES = "personas_extra/utopiansky2022_plot_nlp_char_features/char_features_realigned_all.tsv.gz"
@@ -117,7 +117,7 @@ def test_gold_matching_on_real_data():
 
 def test_personas_sample_reads_the_seed_format():
     d = require_real(SAMPLE)
-    from mediaml.data.personas import PersonasSampleDataset
+    from mediaml.tasks.personas.data import PersonasSampleDataset
 
     data = PersonasSampleDataset(name="personas_sample", data_dir=str(d), features_file=SAMPLE,
                                  gold_file="cmu_movie_summary/tvtropes.clusters.txt",
@@ -139,7 +139,7 @@ def test_genre_weight_without_genres_is_a_clear_error(make_cfg, tmp_path):
 
 
 def test_bad_genre_json_names_file_row_and_column(tmp_path):
-    from mediaml.data.personas import read_movie_titles
+    from mediaml.tasks.personas.data import read_movie_titles
 
     f = tmp_path / "movie.metadata.tsv"
     f.write_text('1\t/m/1\tFlubber\t1997\t\t93\t{}\t{}\t{"/m/01": "Comedy"}\n'
@@ -166,7 +166,7 @@ def test_lda_genre_columns_need_genres(make_cfg, tmp_path):
 
 
 def test_missing_column_names_file_and_column(tmp_path):
-    from mediaml.data.personas import PersonasSampleDataset
+    from mediaml.tasks.personas.data import PersonasSampleDataset
 
     (tmp_path / "chars.csv").write_text(",wiki_id,character,adj,active\n0,1,Rue,[],['draws']\n")
     (tmp_path / "gold.txt").write_text('hero\t{"char": "Rue", "movie": "M", "id": "/m/1"}\n')

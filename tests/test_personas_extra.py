@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mediaml.analysis.revenue import archetype_indicators, revenue_ols, select_movies
-from mediaml.data.personas import SyntheticPersonasDataset, revenue_by_movie
-from mediaml.tasks.personas import PersonasTask
+from mediaml.tasks.personas.revenue import archetype_indicators, revenue_ols, select_movies
+from mediaml.tasks.personas.data import SyntheticPersonasDataset, revenue_by_movie
+from mediaml.tasks.personas.task import PersonasTask
 from mediaml.tracking.tracker import Tracker
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,7 +39,7 @@ def test_embedding_models_recover_planted_personas(make_cfg, tmp_path, model):
 
 
 def test_embedding_cache_is_reused(tmp_path):
-    from mediaml.models.personas_embedding import EmbeddingEncoder, character_texts
+    from mediaml.tasks.personas.embedding import EmbeddingEncoder, character_texts
 
     chars = pd.DataFrame({"adj": [["brave"], []], "active": [["fights", "saves"], []], "patient": [[], ["kidnapped"]]})
     texts = character_texts(chars)
@@ -53,7 +53,7 @@ def test_embedding_cache_is_reused(tmp_path):
 
 
 def test_genre_task_never_imports_torch():
-    code = ("import sys, mediaml.tasks.personas, mediaml.models.personas_embedding, mediaml.analysis.revenue; "
+    code = ("import sys, mediaml.tasks.personas.task, mediaml.tasks.personas.embedding, mediaml.tasks.personas.revenue; "
             "assert 'torch' not in sys.modules and 'sentence_transformers' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
 
@@ -174,8 +174,8 @@ def _fake_embed(chars: pd.DataFrame) -> np.ndarray:  # stands in for the sentenc
 def test_embedding_genre_block_is_used():
     from sklearn.metrics import adjusted_rand_score
 
-    from mediaml.models.personas import PersonaKMeans
-    from mediaml.models.personas_embedding import PersonaEmbedding
+    from mediaml.tasks.personas.models import PersonaKMeans
+    from mediaml.tasks.personas.embedding import PersonaEmbedding
 
     chars, g_lab, w_lab = _genre_chars()
     # genres only (word_weight=0): nothing is encoded, the 3 clusters are the 3 genre groups

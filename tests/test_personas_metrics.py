@@ -5,7 +5,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from mediaml.metrics.clustering import (ami, multi_trope_floor, purity, random_vi, score,
+from mediaml.tasks.personas.clustering import (ami, multi_trope_floor, purity, random_vi, score,
                                          variation_of_information)
 
 

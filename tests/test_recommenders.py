@@ -1,12 +1,12 @@
-"""Baseline recommenders of task=listening: random, popularity, implicit ALS (mediaml.models.recommenders)."""
+"""Baseline recommenders of task=listening: random, popularity, implicit ALS (mediaml.tasks.listening.recommenders)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 from sklearn.base import clone
 
-from mediaml.metrics.retrieval import evaluate, top_k
-from mediaml.models.recommenders import (ALSRecommender, EmbeddingRecommender, PopularityRecommender,
+from mediaml.tasks.listening.retrieval import evaluate, top_k
+from mediaml.tasks.listening.recommenders import (ALSRecommender, EmbeddingRecommender, PopularityRecommender,
                                          RandomRecommender, Recommender)
 from test_retrieval import make_split
 

@@ -1,4 +1,4 @@
-"""§6 evaluation (mediaml.metrics.retrieval) on a hand-computed example.
+"""§6 evaluation (mediaml.tasks.listening.retrieval) on a hand-computed example.
 
 Items lie on a line: item i at x = (0, 1, 3, 6, 10, 15)[i]; user 0 at x = 0, user 1 at x = 15; no session
 vectors, so a session query is the mean of its distinct training songs. Every expected number below is
@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 from scipy import sparse
 
-from mediaml.metrics.retrieval import evaluate, plot_curves, reference_sessions, retrieve_hits, sample_sessions, top_k
-from mediaml.models.recommenders import EmbeddingRecommender, PopularityRecommender, RandomRecommender
+from mediaml.tasks.listening.retrieval import evaluate, plot_curves, reference_sessions, retrieve_hits, sample_sessions, top_k
+from mediaml.tasks.listening.recommenders import EmbeddingRecommender, PopularityRecommender, RandomRecommender
 
 X = np.array([0.0, 1.0, 3.0, 6.0, 10.0, 15.0])
 

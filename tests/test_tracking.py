@@ -54,7 +54,7 @@ def test_finished_run_has_params_tags_metrics_and_artifacts(make_cfg, store):
 
 def test_logged_model_loads_and_predicts(make_cfg, store):
     import mlflow.pyfunc
-    from mediaml.data.synthetic_genre import generate_genre_tables
+    from mediaml.tasks.genre.synthetic import generate_genre_tables
 
     run(make_cfg(["task.cv_folds=2"]))
     client, r = only_run(store)

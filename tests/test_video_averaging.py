@@ -1,14 +1,14 @@
-"""task.weight_averaging (ema / swa) on synthetic clips: the averaged weights are validated, checkpointed,
+"""callbacks.weight_averaging.kind (ema / swa) on synthetic clips: the averaged weights are validated, checkpointed,
 tested and predicted; the raw ones only travel in the checkpoint for resuming."""
 import pytest
 import torch
 
-from mediaml.tasks.video import VideoTask
+from mediaml.tasks.video.task import VideoTask
 from mediaml.tracking.tracker import Tracker
 
 SMALL = ["task=video", "dataset=synthetic_clips", "logger=none", "trainer=cpu", "trainer.enable_progress_bar=false",
          "trainer.accumulate_grad_batches=1", "dataset.n_per_class={train: 6, val: 4, test: 4}",
-         "task.checkpoint.monitor=val/loss", "task.checkpoint.mode=min"]
+         "callbacks.model_checkpoint.monitor=val/loss", "callbacks.model_checkpoint.mode=min"]
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +29,8 @@ def _test_loss(cfg, state_dict, out):
     import lightning.pytorch as pl
     from hydra.utils import instantiate
 
-    from mediaml.data.video_cache import VideoData
-    from mediaml.models.video_module import VideoClassifier
+    from mediaml.tasks.video.cache import VideoData
+    from mediaml.tasks.video.module import VideoClassifier
 
     ckpt = next((out / "checkpoints").glob("epoch*.ckpt"))
     model = VideoClassifier.load_from_checkpoint(ckpt, map_location="cpu")
@@ -41,7 +41,7 @@ def _test_loss(cfg, state_dict, out):
 
 
 def test_ema_weights_are_validated_checkpointed_tested_and_predicted(make_cfg, shared_cache, tmp_path):
-    cfg = _cfg(make_cfg, shared_cache, "trainer.max_epochs=2", "task.weight_averaging=ema", "task.ema_decay=0.9",
+    cfg = _cfg(make_cfg, shared_cache, "trainer.max_epochs=2", "callbacks.weight_averaging.kind=ema", "callbacks.weight_averaging.ema_decay=0.9",
                "task.optimizer.lr=0.01")
     out = tmp_path / "out"
     m = VideoTask(cfg).run(Tracker(out))
@@ -59,15 +59,15 @@ def test_ema_weights_are_validated_checkpointed_tested_and_predicted(make_cfg, s
     # checkpoint selection saw the averaged weights: the file's score is the selected epoch's val/loss
     assert f"{m['val/selected_loss']:.4f}" in best.name
     # predict_video loads the averaged weights
-    from mediaml.predict_video import load_model
+    from mediaml.tasks.video.predict import load_model
 
     model, _ = load_model(str(best), "cpu")
     assert all(torch.equal(v, averaged[k]) for k, v in model.state_dict().items())
 
 
 def test_swa_starts_at_its_epoch_and_resumes(make_cfg, shared_cache, tmp_path):
-    cfg = _cfg(make_cfg, shared_cache, "trainer.max_epochs=3", "task.weight_averaging=swa", "task.swa_start_epoch=1",
-               "task.checkpoint.save_top_k=-1", "task.test_checkpoint=last", "task.optimizer.lr=0.01")
+    cfg = _cfg(make_cfg, shared_cache, "trainer.max_epochs=3", "callbacks.weight_averaging.kind=swa", "callbacks.weight_averaging.swa_start_epoch=1",
+               "callbacks.model_checkpoint.save_top_k=-1", "task.test_checkpoint=last", "task.optimizer.lr=0.01")
     out = tmp_path / "out"
     m = VideoTask(cfg).run(Tracker(out))
     assert m["train/averaged_updates"] == 2  # the ends of epochs 1 and 2
@@ -81,16 +81,16 @@ def test_swa_starts_at_its_epoch_and_resumes(make_cfg, shared_cache, tmp_path):
     assert not _differs(cks[1]["state_dict"], cks[1]["current_model_state"])  # one weight set averaged
     assert _differs(cks[2]["state_dict"], cks[2]["current_model_state"])
     # resume from last.ckpt: both weight sets come back and averaging goes on
-    cfg = _cfg(make_cfg, shared_cache, "trainer.max_epochs=4", "task.weight_averaging=swa", "task.swa_start_epoch=1",
+    cfg = _cfg(make_cfg, shared_cache, "trainer.max_epochs=4", "callbacks.weight_averaging.kind=swa", "callbacks.weight_averaging.swa_start_epoch=1",
                f"task.ckpt_path={out / 'checkpoints' / 'last.ckpt'}")
     m2 = VideoTask(cfg).run(Tracker(tmp_path / "resumed"))
     assert m2["train/epochs"] == 4 and m2["train/averaged_updates"] == 3
 
 
 def test_none_is_the_default_and_unknown_kinds_fail(make_cfg):
-    from mediaml.models.video_module import weight_averaging_callback
+    from mediaml.tasks.video.module import weight_averaging_callback
 
-    assert make_cfg(["task=video"]).task.weight_averaging == "none"
+    assert make_cfg(["task=video"]).callbacks.weight_averaging.kind == "none"
     assert weight_averaging_callback("none") is None
     with pytest.raises(ValueError, match="ema or swa"):
         weight_averaging_callback("polyak")
@@ -98,6 +98,6 @@ def test_none_is_the_default_and_unknown_kinds_fail(make_cfg):
 
 def test_motion_ema_experiment_composes(make_cfg):
     cfg = make_cfg(["task=video", "experiment=video_fight_c3d_motion_ema"])
-    assert cfg.task.weight_averaging == "ema" and cfg.task.ema_decay == 0.99 and cfg.model.motion is True
-    assert (cfg.task.checkpoint.monitor, cfg.task.checkpoint.mode) == ("val/loss", "min")
+    assert cfg.callbacks.weight_averaging.kind == "ema" and cfg.callbacks.weight_averaging.ema_decay == 0.99 and cfg.model.motion is True
+    assert (cfg.callbacks.model_checkpoint.monitor, cfg.callbacks.model_checkpoint.mode) == ("val/loss", "min")
     assert cfg.trainer.max_epochs == 40 and cfg.dataset.clip_duration == 1.6

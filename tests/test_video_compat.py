@@ -1,4 +1,4 @@
-"""mediaml.compat: PyTorchVideo 0.1.5 imports a torchvision module current torchvision renamed."""
+"""mediaml.tasks.video.compat: PyTorchVideo 0.1.5 imports a torchvision module current torchvision renamed."""
 import subprocess
 import sys
 
@@ -14,10 +14,10 @@ def _py(code: str) -> subprocess.CompletedProcess:
 
 def test_pytorchvideo_needs_the_alias_and_imports_with_it():
     bare = _py(IMPORT)
-    # Without the alias current torchvision breaks PyTorchVideo's import (the reason mediaml.compat exists).
+    # Without the alias current torchvision breaks PyTorchVideo's import (the reason mediaml.tasks.video.compat exists).
     # If a future torchvision ships the old name again, this documents that the alias is no longer needed.
     assert bare.returncode != 0 and "torchvision.transforms.functional_tensor" in bare.stderr, bare.stderr[-500:]
     # Video modules install it on import; a second call is a no-op.
-    fixed = _py("import sys; import mediaml.data.video_decode; from mediaml.compat import install_torchvision_alias as f; "
+    fixed = _py("import sys; import mediaml.tasks.video.decode; from mediaml.tasks.video.compat import install_torchvision_alias as f; "
                 "assert 'torchvision.transforms.functional_tensor' in sys.modules and f() is False; " + IMPORT)
     assert fixed.returncode == 0 and fixed.stdout.strip().endswith("ok"), fixed.stderr[-2000:]

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from conftest import require_real
-from mediaml.data.errors import DataError, DataNotFoundError
+from mediaml.errors import DataError, DataNotFoundError
 
 REAL = "video_clips/surveillance_fight_akti2019"
 
@@ -16,7 +16,7 @@ def clips_dir(tmp_path_factory):
 
 
 def synthetic(cache_root, **kw):
-    from mediaml.data.video import SyntheticClipsDataset
+    from mediaml.tasks.video.data import SyntheticClipsDataset
 
     args = dict(name="synthetic_clips", root=str(cache_root / "synthetic_clips"), seed=0,
                 n_per_class={"train": 4, "val": 3, "test": 2}, clip_duration=1.0, num_frames=8,
@@ -26,7 +26,7 @@ def synthetic(cache_root, **kw):
 
 
 def test_synthetic_clips_are_mp4_in_the_real_layout_and_seeded(clips_dir):
-    from mediaml.data.video_decode import decode_video
+    from mediaml.tasks.video.decode import decode_video
 
     a, b = synthetic(clips_dir), synthetic(clips_dir / "again")
     a.prepare()
@@ -43,7 +43,7 @@ def test_synthetic_clips_are_mp4_in_the_real_layout_and_seeded(clips_dir):
 
 @pytest.mark.parametrize("fps,duration", [(10, 2.0), (15, 2.2)])
 def test_cache_gives_the_tensors_of_a_fresh_pytorchvideo_decode(clips_dir, tmp_path, fps, duration):
-    from mediaml.data.video_cache import CachedEvalClips, ClipCache, DecodedEvalClips
+    from mediaml.tasks.video.cache import CachedEvalClips, ClipCache, DecodedEvalClips
 
     # 2.2 s is not a float-exact duration: clip starts must use PyTorchVideo's Fraction arithmetic
     kw = dict(fps=fps, duration=duration, eval_clips_per_video=3 if fps == 15 else 2)
@@ -68,7 +68,7 @@ def test_cache_gives_the_tensors_of_a_fresh_pytorchvideo_decode(clips_dir, tmp_p
 
 
 def test_cached_training_clips_are_random_crops_of_the_stored_video(clips_dir):
-    from mediaml.data.video_cache import CachedTrainClips, ClipCache
+    from mediaml.tasks.video.cache import CachedTrainClips, ClipCache
 
     ds = synthetic(clips_dir)
     ds.prepare()
@@ -84,7 +84,7 @@ def test_cached_training_clips_are_random_crops_of_the_stored_video(clips_dir):
 
 @pytest.mark.parametrize("cache", [True, False])
 def test_corrupt_and_short_clips_are_skipped_and_counted(clips_dir, tmp_path, cache):
-    from mediaml.data.video_cache import VideoData
+    from mediaml.tasks.video.cache import VideoData
 
     ds = synthetic(clips_dir, corrupt=2, short=1, cache=cache)
     data = VideoData(ds, tmp_path).setup()
@@ -100,7 +100,7 @@ def test_corrupt_and_short_clips_are_skipped_and_counted(clips_dir, tmp_path, ca
 def test_empty_class_folder_is_counted_and_empty_split_is_an_error(clips_dir, tmp_path):
     import shutil
 
-    from mediaml.data.video_cache import VideoData
+    from mediaml.tasks.video.cache import VideoData
 
     ds = synthetic(clips_dir)
     ds.prepare()
@@ -108,7 +108,7 @@ def test_empty_class_folder_is_counted_and_empty_split_is_an_error(clips_dir, tm
     shutil.copytree(ds.root, root, ignore=shutil.ignore_patterns(".cache"))
     for f in (root / "Test" / "vertical").iterdir():
         f.unlink()
-    from mediaml.data.video import VideoFolderDataset
+    from mediaml.tasks.video.data import VideoFolderDataset
 
     kw = dict(name="copy", root=str(root), splits={"train": "Train", "val": "Validation", "test": "Test"},
               num_frames=8, train_short_side=[56, 64], eval_short_side=56, crop=48, eval_clips_per_video=1,
@@ -122,7 +122,7 @@ def test_empty_class_folder_is_counted_and_empty_split_is_an_error(clips_dir, tm
 
 
 def test_missing_real_folder_is_named_before_any_work(make_cfg, tmp_path, monkeypatch):
-    from mediaml.tasks.video import VideoTask
+    from mediaml.tasks.video.task import VideoTask
 
     monkeypatch.setenv("MEDIAML_DATA_DIR", str(tmp_path))
     cfg = make_cfg(["task=video", "logger=none"])

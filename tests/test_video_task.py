@@ -4,11 +4,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 from mlflow.tracking import MlflowClient
 
 from conftest import PROJECT_ROOT
 from mediaml.run import run
-from mediaml.tasks.video import VideoTask
+from mediaml.tasks.video.task import VideoTask
 from mediaml.tracking.tracker import Tracker
 
 FAST = ["trainer.enable_progress_bar=false", "trainer.accumulate_grad_batches=1", "trainer=cpu"]
@@ -58,7 +59,7 @@ def test_one_mlflow_run_with_metrics_checkpoints_and_confusion_matrix(make_cfg, 
     files = artifacts(client, r.info.run_id)
     assert "checkpoints/last.ckpt" in files and any(f.startswith("checkpoints/epoch") for f in files)
     assert {"test/confusion_matrix.png", "test/confusion_matrix.csv", "data/skipped_clips.tsv"} <= set(files)
-    assert r.data.params["model._target_"] == "mediaml.models.c3d.C3D"
+    assert r.data.params["model._target_"] == "mediaml.tasks.video.nets.C3D"
 
 
 def test_resume_from_last_ckpt_continues_the_epoch_count(make_cfg, shared_cache, tmp_path):
@@ -88,7 +89,7 @@ def test_predict_a_file_and_a_folder(make_cfg, shared_cache, tmp_path):
     ds = instantiate(cfg.dataset, _convert_="all")
     folder = ds.root / "Test"
     one = next((folder / "vertical").glob("*.mp4"))
-    cmd = [sys.executable, "-m", "mediaml.predict_video", str(ckpt)]
+    cmd = [sys.executable, "-m", "mediaml.tasks.video.predict", str(ckpt)]
     r = subprocess.run(cmd + [str(one)], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     path, label, prob, clips = r.stdout.strip().split("\t")
@@ -120,10 +121,11 @@ def test_three_classes_use_cross_entropy_and_macro_metrics(make_cfg, shared_cach
 @pytest.mark.parametrize("model", ["c3d", "c3d_seed", "x3d_xs", "r2plus1d", "c3d model.motion=true"])
 def test_models_build_from_config_and_give_one_logit(make_cfg, model):
     import torch
-    from hydra.utils import instantiate
+
+    from mediaml.tasks.video.module import build_net
 
     cfg = make_cfg(["task=video", *f"model={model}".split()])
-    net = instantiate(cfg.model, num_outputs=1, num_frames=8, crop=64).eval()
+    net = build_net(OmegaConf.to_container(cfg.model, resolve=True), num_outputs=1, num_frames=8, crop=64).eval()
     with torch.no_grad():
         assert net(torch.randn(2, 3, 8, 64, 64)).shape == (2, 1)
 
@@ -131,7 +133,7 @@ def test_models_build_from_config_and_give_one_logit(make_cfg, model):
 def test_seed_model_has_a_nonlinearity_and_eval_is_deterministic():
     import torch
 
-    from mediaml.models.c3d import SeedVideo3DCNN
+    from mediaml.tasks.video.nets import SeedVideo3DCNN
 
     net = SeedVideo3DCNN(num_outputs=1, num_frames=8, crop=64)
     assert sum(isinstance(m, torch.nn.ReLU) for m in net.features) == 8

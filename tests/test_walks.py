@@ -1,4 +1,4 @@
-"""Graphs of a listening split and the numba DeepWalk walker / text writer (mediaml.models.walks)."""
+"""Graphs of a listening split and the numba DeepWalk walker / text writer (mediaml.tasks.listening.walks)."""
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mediaml.models.walks import (GraphLayout, build_graph, random_walks, walks_to_sentences, walks_to_text,
+from mediaml.tasks.listening.walks import (GraphLayout, build_graph, random_walks, walks_to_sentences, walks_to_text,
                                   walks_to_text_naive, write_walks_text)
 
 

@@ -2,10 +2,39 @@
 from __future__ import annotations
 
 import abc
+from pathlib import Path
+from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
+from mediaml.config import PROJECT_ROOT
+from mediaml.errors import ConfigError
 from mediaml.tracking.tracker import Tracker
+
+# Keys of a model config that describe it rather than the estimator: not passed to its _target_.
+MODEL_META_KEYS = ("tasks",)
+
+
+def models_of_task(task: str, conf_dir: Path = PROJECT_ROOT / "conf") -> list[str]:
+    """The model= choices whose config lists `task` in its `tasks` (children inherit it from their parent)."""
+    import yaml
+
+    raw: dict[str, dict] = {}
+    for p in sorted((conf_dir / "model").glob("*.yaml")):
+        raw[p.stem] = yaml.safe_load(p.read_text()) or {}
+
+    def tasks_of(name: str, seen: tuple = ()) -> list:
+        node = raw.get(name, {})
+        if "tasks" in node:
+            return list(node["tasks"] or [])
+        for parent in node.get("defaults") or []:
+            if isinstance(parent, str) and parent != "_self_" and parent in raw and parent not in seen:
+                found = tasks_of(parent, seen + (name,))
+                if found:
+                    return found
+        return []
+
+    return [name for name in raw if task in tasks_of(name)]
 
 
 class Task(abc.ABC):
@@ -15,8 +44,21 @@ class Task(abc.ABC):
         self.cfg = cfg
         allowed = cfg.dataset.get("tasks") if cfg.get("dataset") is not None else None
         if allowed is not None and cfg.task.name not in allowed:
-            raise ValueError(f"dataset={cfg.dataset.name} is for task(s) {list(allowed)}, "
-                             f"not task={cfg.task.name}")
+            raise ConfigError(f"dataset={cfg.dataset.name} is for task(s) {list(allowed)}, "
+                              f"not task={cfg.task.name}")
+        model_tasks = cfg.model.get("tasks") if cfg.get("model") is not None else None
+        if model_tasks is not None and cfg.task.name not in model_tasks:
+            choice = _choice(cfg, "model") or cfg.model.get("_target_")
+            raise ConfigError(f"model={choice} is for task(s) {list(model_tasks)}, not task={cfg.task.name}; "
+                              f"the models of task={cfg.task.name}: {', '.join(models_of_task(cfg.task.name))}")
+
+    def instantiate_model(self, **kwargs: Any) -> Any:
+        """The estimator of `cfg.model` (its `_target_` with the config's values; keyword args override them)."""
+        from hydra.utils import instantiate
+
+        spec = {k: v for k, v in OmegaConf.to_container(self.cfg.model, resolve=True).items()
+                if k not in MODEL_META_KEYS}
+        return instantiate(spec, _convert_="all", **kwargs)
 
     def check_inputs(self) -> None:
         """Raise a clear error (missing file, ...) before any work is done. Default: nothing to check."""
@@ -24,6 +66,18 @@ class Task(abc.ABC):
     @abc.abstractmethod
     def run(self, tracker: Tracker) -> dict[str, float]:
         """Load data, fit, evaluate, log through `tracker`; return the metrics (objective included)."""
+
+
+def _choice(cfg: DictConfig, group: str) -> str | None:
+    try:
+        return cfg.hydra.runtime.choices.get(group)
+    except Exception:  # composed without its hydra node, or outside Hydra
+        from hydra.core.hydra_config import HydraConfig
+
+        try:
+            return HydraConfig.get().runtime.choices.get(group)
+        except Exception:
+            return None
 
 
 class DatasetTask(Task):

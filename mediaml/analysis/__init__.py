@@ -1,1 +1,0 @@
-"""Downstream analyses of fitted models (revenue OLS on personas)."""

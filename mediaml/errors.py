@@ -1,0 +1,40 @@
+"""Errors for bad config or missing / bad input. Each names the file, the row or field, and what was expected."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+class ConfigError(ValueError):
+    """A config that cannot run as composed (a dataset or model of another task, ...): a user's mistake."""
+
+
+class DataError(ValueError):
+    """Input data that cannot be used as it is."""
+
+
+class DataNotFoundError(FileNotFoundError):
+    """A data file a dataset config names does not exist under paths.data_dir."""
+
+    def __init__(self, path: Path, dataset: str, source: str, data_dir: Path | None = None):
+        env = os.environ.get("MEDIAML_DATA_DIR")
+        where = f"MEDIAML_DATA_DIR={env}" if env else "the default <project>/data (MEDIAML_DATA_DIR is not set)"
+        lines = [
+            f"data file not found: {Path(path).resolve()}",
+            f"  dataset config: conf/dataset/{dataset}.yaml (dataset={dataset})",
+        ]
+        if data_dir is not None:
+            lines.append(f"  paths.data_dir: {Path(data_dir).resolve()} (from {where})")
+        lines.append(f"  where the data comes from: {source.strip()}")
+        lines.append("  point MEDIAML_DATA_DIR at the folder that holds it, or pick a synthetic dataset "
+                     "(dataset=synthetic_...) that needs no download")
+        super().__init__("\n".join(lines))
+        self.path = Path(path)
+
+
+def require_file(data_dir: str | Path, relative: str, dataset: str, source: str) -> Path:
+    """Return data_dir/relative, or raise DataNotFoundError that says what was tried and where to get it."""
+    path = Path(data_dir) / relative
+    if not path.is_file():
+        raise DataNotFoundError(path, dataset, source, Path(data_dir))
+    return path

@@ -1,0 +1,172 @@
+"""Labelled tables for classification, described entirely by the dataset config.
+
+Another tabular data set with other columns and another label is a new YAML in conf/dataset/,
+not new code: the config names the files, the id column, the label, the features and the columns
+to drop. Cleaning follows seed 004: drop the named columns, drop rows without a label, optionally
+map labels to broad classes, keep classes with at least `min_class_count` rows.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from mediaml.tasks.genre.class_maps import map_labels
+from mediaml.errors import DataError, require_file
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LabelledTable:
+    """Cleaned features and labels, plus the unlabelled test rows (if the dataset has a test file)."""
+
+    X: pd.DataFrame
+    y: pd.Series
+    ids: pd.Series
+    X_test: pd.DataFrame | None = None
+    test_ids: pd.Series | None = None
+    # What cleaning did, as `data/...` metrics: nothing is dropped without being counted.
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def classes(self) -> list[str]:
+        return sorted(self.y.unique())
+
+
+class TabularClassificationDataset:
+    """A train CSV with labels and an optional test CSV without them, under `data_dir`."""
+
+    def __init__(
+        self,
+        name: str,
+        data_dir: str,
+        train_file: str,
+        id_column: str,
+        label: str,
+        features: Sequence[str] | None = None,
+        drop_columns: Sequence[str] = (),
+        test_file: str | None = None,
+        min_class_count: int = 1,
+        class_map: str | Mapping[str, str] | None = None,
+        source: str = "",
+        tasks: Sequence[str] | None = None,
+    ):
+        self.name = name
+        self.data_dir = Path(data_dir)
+        self.train_file = train_file
+        self.test_file = test_file
+        self.id_column = id_column
+        self.label = label
+        self.features = list(features) if features else None
+        self.drop_columns = list(drop_columns or [])
+        self.min_class_count = int(min_class_count)
+        self.class_map = class_map
+        self.source = source
+        self.tasks = tasks
+
+    # -- reading -------------------------------------------------------------------------------
+    def check(self) -> None:
+        """Raise DataNotFoundError for the first missing file, before any work."""
+        for rel in [self.train_file, self.test_file]:
+            if rel:
+                require_file(self.data_dir, rel, self.name, self.source)
+
+    def read_frames(self) -> tuple[pd.DataFrame, pd.DataFrame | None, str, str | None]:
+        """(train, test, train source name, test source name). Synthetic datasets override this."""
+        train_path = require_file(self.data_dir, self.train_file, self.name, self.source)
+        train = _read_csv(train_path)
+        test, test_name = None, None
+        if self.test_file:
+            test_path = require_file(self.data_dir, self.test_file, self.name, self.source)
+            test, test_name = _read_csv(test_path), str(test_path)
+        return train, test, str(train_path), test_name
+
+    # -- cleaning ------------------------------------------------------------------------------
+    def load(self) -> LabelledTable:
+        train, test, train_name, test_name = self.read_frames()
+        features = self.features or [c for c in train.columns
+                                     if c not in {self.id_column, self.label, *self.drop_columns}]
+        _require_columns(train, [self.id_column, self.label, *features], train_name)
+        counts = {"data/rows_read": len(train)}
+
+        X = _numeric_features(train, features, train_name, self.id_column)
+        y = train[self.label].astype("string").str.strip()
+        unlabelled = y.isna() | (y == "")
+        missing_x = X.isna().any(axis=1) & ~unlabelled
+        counts["data/unlabelled_rows"] = int(unlabelled.sum())
+        counts["data/missing_feature_rows"] = int(missing_x.sum())
+        if missing_x.any():
+            log.warning("%s: %d labelled rows with missing feature values skipped (data rows %s)", train_name,
+                        int(missing_x.sum()), (np.flatnonzero(missing_x.to_numpy()) + 1)[:10].tolist())
+        keep = ~unlabelled & ~missing_x
+        X, y, ids = X[keep], y[keep].astype(str), train.loc[keep, self.id_column]
+
+        if self.class_map:
+            y = pd.Series(map_labels(y, self.class_map), index=y.index, name=self.label)
+        freq = y.value_counts()
+        common = y.isin(freq[freq >= self.min_class_count].index)
+        counts["data/rare_class_rows"] = int((~common).sum())
+        X, y, ids = X[common], y[common], ids[common]
+        counts["data/rows_kept"] = len(y)
+        counts["data/n_classes"] = int(y.nunique())
+        if len(y) == 0:
+            raise DataError(
+                f"{train_name}: no rows left after cleaning ({counts['data/rows_read']} read, "
+                f"{counts['data/unlabelled_rows']} without {self.label!r}, "
+                f"{counts['data/missing_feature_rows']} with missing features, "
+                f"{counts['data/rare_class_rows']} in classes with fewer than min_class_count="
+                f"{self.min_class_count} rows)")
+        if y.nunique() < 2:
+            raise DataError(f"{train_name}: only one class left after cleaning ({y.iloc[0]!r}); "
+                            f"a classifier needs at least two (lower min_class_count?)")
+
+        X_test = test_ids = None
+        if test is not None:
+            _require_columns(test, [self.id_column, *features], test_name)
+            X_test = _numeric_features(test, features, test_name, self.id_column)
+            test_ids = test[self.id_column]
+            n_missing = int(X_test.isna().any(axis=1).sum())
+            counts["data/test_rows"] = len(test)
+            counts["data/test_rows_imputed"] = n_missing
+            if n_missing:
+                # Every test id needs a prediction: fill gaps with the training medians, and count them.
+                log.warning("%s: %d rows with missing features filled with training medians", test_name, n_missing)
+                X_test = X_test.fillna(X.median())
+        log.info("%s: %d rows, %d classes kept (%s)", self.name, len(y), y.nunique(), counts)
+        return LabelledTable(X=X.reset_index(drop=True), y=y.reset_index(drop=True),
+                             ids=ids.reset_index(drop=True), X_test=X_test, test_ids=test_ids, counts=counts)
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path)
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as e:
+        raise DataError(f"{path}: not a readable CSV file: {e}") from e
+
+
+def _require_columns(df: pd.DataFrame, required: Sequence[str], source: str) -> None:
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise DataError(f"{source}: missing column(s) {missing}; expected {list(required)}, "
+                        f"found {list(df.columns)}")
+
+
+def _numeric_features(df: pd.DataFrame, features: Sequence[str], source: str, id_column: str) -> pd.DataFrame:
+    """Features as float; a value that is present but not a number is an error naming its row and column."""
+    out = {}
+    for col in features:
+        raw = df[col]
+        num = pd.to_numeric(raw, errors="coerce")
+        bad = raw.notna() & num.isna()
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            raise DataError(
+                f"{source}: data row {i + 1} ({id_column}={df[id_column].iloc[i]}), column {col!r}: "
+                f"expected a number, got {raw.iloc[i]!r} ({int(bad.sum())} such value(s) in this column)")
+        out[col] = num.astype(float)
+    return pd.DataFrame(out, index=df.index)

@@ -1,0 +1,334 @@
+"""Decode-once cache of uint8 clips, and the torch datasets / loaders for task=video.
+
+Layout: ``<cache_dir>/<settings key>/<role>/<file key>.pt`` where the settings key hashes every setting
+that changes the pixels (``VideoFolderDataset.cache_settings``) and the file key hashes the video's
+path, size and mtime. Roles:
+
+* ``train``: the whole video at ``cache_fps`` frames per second, short side = max(train_short_side);
+  each epoch cuts a random ``clip_duration`` window from it (PyTorchVideo's RandomClipSampler rule),
+  subsamples ``num_frames`` and applies the random scale / crop / flip.
+* ``eval``: the ``eval_clips_per_video`` clips of PyTorchVideo's ConstantClipsPerVideoSampler, cut with
+  EncodedVideoPyAV's frame rule, subsampled and scaled to ``eval_short_side``: the same uint8 tensors
+  the decode-every-epoch evaluation pipeline produces (tests/test_video_data.py).
+
+A video that cannot be decoded, or is shorter than one clip, is stored as a skip record and counted.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import random
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, Dataset, IterableDataset
+
+from mediaml.tasks.video.data import Clip, SplitIndex, VideoFolderDataset
+from mediaml.tasks.video.decode import UnusableVideo, decode_video, resize_uint8, subsample
+
+log = logging.getLogger(__name__)
+
+
+# --- pixel transforms (shared by both pipelines) ----------------------------------------------------
+def normalize(x: torch.Tensor, mean, std) -> torch.Tensor:
+    """uint8 / [0, 255] float (C, T, H, W) -> x/255 then (x - mean) / std per channel."""
+    x = x.float().div_(255.0)
+    m = torch.tensor(mean, dtype=x.dtype).view(-1, 1, 1, 1)
+    s = torch.tensor(std, dtype=x.dtype).view(-1, 1, 1, 1)
+    return x.sub_(m).div_(s)
+
+
+def center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
+    h, w = x.shape[-2:]
+    i, j = max(0, (h - size) // 2), max(0, (w - size) // 2)
+    return x[..., i:i + size, j:j + size]
+
+
+class TrainPixels:
+    """RandomShortSideScale(min, max) -> random crop -> horizontal flip -> x/255 -> Normalize.
+
+    (The seed normalised full-resolution float frames before scaling them down; scaling first gives the
+    same crop at a fraction of the cost.)"""
+
+    def __init__(self, ds: VideoFolderDataset):
+        self.lo, self.hi = ds.train_short_side
+        self.crop, self.p, self.mean, self.std = ds.crop, ds.hflip, ds.mean, ds.std
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        # Scaling the short side to s then cropping `crop` pixels equals cropping a window of
+        # crop * short / s pixels and scaling only that window to crop x crop: same pixels, far less work.
+        size = random.randint(self.lo, self.hi)
+        h, w = x.shape[-2:]
+        win = min(h, w, max(1, int(round(self.crop * min(h, w) / size))))
+        i, j = random.randint(0, h - win), random.randint(0, w - win)
+        x = x[..., i:i + win, j:j + win].float()
+        if win != self.crop:
+            x = torch.nn.functional.interpolate(x, size=(self.crop, self.crop), mode="bilinear", align_corners=False)
+        if random.random() < self.p:
+            x = x.flip(-1)
+        return normalize(x, self.mean, self.std)
+
+
+class EvalPixels:
+    """uint8 clip at eval_short_side -> CenterCrop(crop) -> x/255 -> Normalize."""
+
+    def __init__(self, ds: VideoFolderDataset):
+        self.crop, self.mean, self.std = ds.crop, ds.mean, ds.std
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return normalize(center_crop(x, self.crop), self.mean, self.std)
+
+
+def eval_clip_uint8(frames: torch.Tensor, ds: VideoFolderDataset) -> torch.Tensor:
+    """A decoded clip (C, T, H, W, uint8 or float 0-255) -> UniformTemporalSubsample + short-side scale, uint8."""
+    return resize_uint8(subsample(frames, ds.num_frames), ds.eval_short_side)
+
+
+def eval_windows(duration: float, ds: VideoFolderDataset) -> list:
+    """(start, end) of the clips PyTorchVideo's constant_clips_per_video sampler cuts from a video."""
+    from pytorchvideo.data import make_clip_sampler
+
+    sampler = make_clip_sampler("constant_clips_per_video", ds.clip_duration, ds.eval_clips_per_video)
+    out = []
+    while True:
+        info = sampler(0.0, duration, {})
+        out.append((info.clip_start_sec, info.clip_end_sec))
+        if info.is_last_clip or len(out) >= ds.eval_clips_per_video:
+            return out
+
+
+# --- the cache ----------------------------------------------------------------------------------
+def file_key(path: str) -> str:
+    st = os.stat(path)
+    return hashlib.sha1(f"{os.path.abspath(path)}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:16]
+
+
+def build_entry(path: str, role: str, ds: VideoFolderDataset) -> dict:
+    """Decode one video and return its cache entry (or a skip record)."""
+    try:
+        video = decode_video(path)
+        if video.duration + 1e-6 < ds.clip_duration:
+            raise UnusableVideo(f"{path}: {float(video.duration):.3f} s is shorter than "
+                                f"dataset.clip_duration={ds.clip_duration} s")
+        if role == "train":
+            frames = resize_uint8(video.frames_at_fps(ds.cache_fps), ds.train_short_side[1])
+            return {"frames": frames, "duration": float(video.duration), "path": path}
+        # == eval_clip_uint8(video.clip(s, e), ds), converting only the frames the subsampling keeps
+        clips = [resize_uint8(video.subsampled_clip(s, e, ds.num_frames), ds.eval_short_side)
+                 for s, e in eval_windows(video.duration, ds)]
+        return {"clips": torch.stack(clips), "duration": float(video.duration), "path": path}
+    except UnusableVideo as e:
+        return {"skipped": str(e), "path": path}
+
+
+class ClipCache:
+    def __init__(self, ds: VideoFolderDataset):
+        self.ds = ds
+        self.dir = Path(ds.cache_dir) / ds.cache_key()
+
+    def entry_path(self, path: str, role: str) -> Path:
+        return self.dir / role / f"{file_key(path)}.pt"
+
+    def build(self, index: SplitIndex, role: str) -> tuple[list[tuple[Path, int]], dict]:
+        """Decode what is missing; return [(entry file, label)] for usable videos and build stats.
+        Skipped videos are appended to index.skipped."""
+        todo = [c for c in index.clips if not self.entry_path(c.path, role).is_file()]
+        start = time.perf_counter()
+        if todo:
+            (self.dir / role).mkdir(parents=True, exist_ok=True)
+            log.info("cache: decoding %d %s videos into %s", len(todo), index.split, self.dir / role)
+
+            def work(c: Clip):
+                entry = build_entry(c.path, role, self.ds)
+                target = self.entry_path(c.path, role)
+                tmp = target.with_suffix(f".tmp{os.getpid()}")
+                torch.save(entry, tmp)
+                os.replace(tmp, target)
+
+            torch_threads = torch.get_num_threads()
+            torch.set_num_threads(1)  # decoder threads + pool workers already fill the cores
+            try:
+                with ThreadPoolExecutor(max_workers=max(1, self.ds.cache_workers)) as pool:
+                    list(pool.map(work, todo))
+            finally:
+                torch.set_num_threads(torch_threads)
+        items = []
+        kept: list[Clip] = []
+        for c in index.clips:
+            p = self.entry_path(c.path, role)
+            entry = torch.load(p, weights_only=True) if len(todo) or True else None
+            if "skipped" in entry:
+                index.skipped.append((c.path, entry["skipped"]))
+                log.warning("skipped clip: %s", entry["skipped"])
+                continue
+            kept.append(c)
+            items.append((p, c.label))
+        index.clips = kept
+        return items, {"built": len(todo), "build_s": time.perf_counter() - start}
+
+
+class CachedTrainClips(Dataset):
+    """Random clip of a cached training video per item (map-style: works with DistributedSampler)."""
+
+    def __init__(self, items, ds: VideoFolderDataset):
+        self.items, self.ds, self.pixels = items, ds, TrainPixels(ds)
+        self._mem: dict[int, dict] = {}
+
+    def __len__(self):
+        return len(self.items)
+
+    def _entry(self, i):
+        if i not in self._mem:
+            self._mem[i] = torch.load(self.items[i][0], weights_only=True)
+        return self._mem[i]
+
+    def __getitem__(self, i):
+        e = self._entry(i)
+        frames, duration, ds = e["frames"], e["duration"], self.ds
+        start = random.uniform(0, max(duration - ds.clip_duration, 0.0))
+        n = frames.shape[1]
+        lo = min(n - 1, int(round(start * ds.cache_fps)))
+        hi = max(lo + 1, min(n, int(round((start + ds.clip_duration) * ds.cache_fps))))
+        clip = subsample(frames[:, lo:hi], ds.num_frames)
+        return {"video": self.pixels(clip), "label": self.items[i][1], "index": i}
+
+
+class CachedEvalClips(Dataset):
+    """All evaluation clips of one cached video per item: (K, C, T, crop, crop)."""
+
+    def __init__(self, items, ds: VideoFolderDataset):
+        self.items, self.pixels = items, EvalPixels(ds)
+        self._mem: dict[int, torch.Tensor] = {}
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, i):
+        if i not in self._mem:
+            self._mem[i] = torch.load(self.items[i][0], weights_only=True)["clips"]
+        clips = self._mem[i]
+        return {"video": torch.stack([self.pixels(c) for c in clips]), "label": self.items[i][1], "index": i}
+
+
+# --- decode every epoch (seed 002's pipeline, PyTorchVideo all the way) ------------------------------
+class _ApplyToVideo:
+    def __init__(self, fn):
+        self.fn = fn
+
+    def __call__(self, sample):
+        sample["video"] = self.fn(sample["video"])
+        return sample
+
+
+def pytorchvideo_dataset(list_file: Path, ds: VideoFolderDataset, train: bool):
+    """labeled_video_dataset over a `path label` list: random clips (train) or constant clips (eval)."""
+    from pytorchvideo.data import labeled_video_dataset, make_clip_sampler
+
+    if train:
+        pixels = TrainPixels(ds)
+        fn = lambda v: pixels(subsample(v, ds.num_frames))  # noqa: E731
+        sampler = make_clip_sampler("random", ds.clip_duration)
+        video_sampler = torch.utils.data.RandomSampler
+    else:
+        pixels = EvalPixels(ds)
+        fn = lambda v: pixels(eval_clip_uint8(v, ds))  # noqa: E731
+        sampler = make_clip_sampler("constant_clips_per_video", ds.clip_duration, ds.eval_clips_per_video)
+        video_sampler = torch.utils.data.SequentialSampler
+    return labeled_video_dataset(str(list_file), clip_sampler=sampler, video_sampler=video_sampler,
+                                 transform=_ApplyToVideo(fn), decode_audio=False, decoder="pyav")
+
+
+class DecodedTrainClips(IterableDataset):
+    def __init__(self, list_file: Path, ds: VideoFolderDataset, n_videos: int):
+        self.list_file, self.ds, self.n = list_file, ds, n_videos
+
+    def __len__(self):
+        return self.n
+
+    def __iter__(self):
+        for s in pytorchvideo_dataset(self.list_file, self.ds, train=True):
+            yield {"video": s["video"], "label": s["label"], "index": s["video_index"]}
+
+
+class DecodedEvalClips(IterableDataset):
+    """The K constant clips of each video, grouped per video (PyTorchVideo yields them one by one)."""
+
+    def __init__(self, list_file: Path, ds: VideoFolderDataset, n_videos: int):
+        self.list_file, self.ds, self.n = list_file, ds, n_videos
+
+    def __len__(self):
+        return self.n
+
+    def __iter__(self):
+        group, current = [], None
+        for s in pytorchvideo_dataset(self.list_file, self.ds, train=False):
+            if current is not None and s["video_index"] != current["index"]:
+                yield {"video": torch.stack(group), "label": current["label"], "index": current["index"]}
+                group = []
+            current = {"label": s["label"], "index": s["video_index"]}
+            group.append(s["video"])
+        if group:
+            yield {"video": torch.stack(group), "label": current["label"], "index": current["index"]}
+
+
+class VideoData:
+    """Index, cache and loaders of the three splits for one run."""
+
+    def __init__(self, ds: VideoFolderDataset, work_dir: Path):
+        self.ds, self.work_dir = ds, Path(work_dir)
+        self.datasets: dict[str, Dataset] = {}
+        self.paths: dict[str, list[str]] = {}
+        self.stats: dict[str, float] = {}
+        self.skipped: list[tuple[str, str]] = []
+        self.empty_class_dirs: list[str] = []
+
+    @property
+    def classes(self) -> list[str]:
+        return self.ds.classes
+
+    def setup(self) -> "VideoData":
+        ds = self.ds
+        ds.prepare()
+        cache = ClipCache(ds) if ds.cache else None
+        for split in ("train", "val", "test"):
+            index = ds.index(split, probe=cache is None)
+            if cache is not None:
+                items, st = cache.build(index, "train" if split == "train" else "eval")
+                self.stats[f"data/cache_build_s_{split}"] = st["build_s"]
+                self.stats[f"data/cache_built_{split}"] = st["built"]
+                if not items:
+                    from mediaml.errors import DataError
+
+                    raise DataError(f"{ds.split_dir(split)}: no usable video in the {split} split "
+                                    f"({len(index.skipped)} skipped: {index.skipped[:3]})")
+                cls = CachedTrainClips if split == "train" else CachedEvalClips
+                self.datasets[split] = cls(items, ds)
+            else:
+                lst = ds.write_list(index, self.work_dir / "clip_lists" / f"{split}.txt")
+                cls = DecodedTrainClips if split == "train" else DecodedEvalClips
+                self.datasets[split] = cls(lst, ds, len(index.clips))
+            self.paths[split] = [c.path for c in index.clips]
+            self.skipped += index.skipped
+            self.empty_class_dirs += index.empty_class_dirs
+            self.stats[f"data/n_{split}"] = len(index.clips)
+        self.stats["data/skipped_clips"] = len(self.skipped)
+        self.stats["data/empty_class_dirs"] = len(self.empty_class_dirs)
+        self.stats["data/n_classes"] = len(self.classes)
+        if self.skipped:
+            log.warning("%d unusable clip(s) skipped: %s", len(self.skipped),
+                        "; ".join(r for _, r in self.skipped[:5]))
+        return self
+
+    def loader(self, split: str, shuffle: bool | None = None) -> DataLoader:
+        ds = self.ds
+        data = self.datasets[split]
+        train = split == "train"
+        iterable = isinstance(data, IterableDataset)
+        return DataLoader(data, batch_size=ds.batch_size if train else ds.eval_batch_size,
+                          shuffle=(train if shuffle is None else shuffle) and not iterable,
+                          num_workers=0 if iterable else ds.num_workers,
+                          persistent_workers=ds.num_workers > 0 and not iterable,
+                          pin_memory=torch.cuda.is_available())

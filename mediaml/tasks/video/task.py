@@ -1,0 +1,238 @@
+"""task=video: 3D-CNN video classification (seed 002) with PyTorchVideo, Lightning and torchmetrics.
+
+    python train.py task=video                                  # C3D (1/8 width) on the real fight clips
+    python train.py task=video dataset=synthetic_clips          # no download: seeded synthetic mp4s
+    python train.py task=video model=c3d_seed                   # seed 002's network, bugs fixed
+    python train.py task=video task.ckpt_path=last              # resume the latest run's last.ckpt
+    python train.py task=video callbacks.weight_averaging.kind=ema        # EMA weights validated/checkpointed/tested
+    python train.py task=video callbacks.weight_averaging.kind=swa task.test_checkpoint=last   # test the SWA model
+
+Data: ``mediaml.tasks.video.data`` (folders, synthetic clips) and ``mediaml.tasks.video.cache`` (decode-once
+cache, PyTorchVideo loaders). Model: ``mediaml.tasks.video.module.VideoClassifier``. Lightning's
+MLFlowLogger writes into the run the spine opened (one run per job); checkpoints and the test
+confusion matrix are logged to it too.
+"""
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import time
+from pathlib import Path
+
+# Before torch loads its OpenMP runtime: idle OpenMP threads sleep instead of spinning. On this shared
+# 2-core machine (load 5) a C3D step took 4.7 s wall with spinning threads, 0.47 s with PASSIVE.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import lightning.pytorch as pl
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from mediaml.tasks.video.compat import install_torchvision_alias
+from mediaml.tasks.base import DatasetTask
+from mediaml.tracking.tracker import Tracker
+from mediaml.training import instantiate_callbacks
+
+install_torchvision_alias()
+
+log = logging.getLogger(__name__)
+
+def _rank() -> int:
+    from mediaml.tracking.run import distributed_rank
+
+    return distributed_rank()
+
+
+def same_run_mlflow_logger(tracker: Tracker, run_id: str):
+    """Lightning's MLFlowLogger bound to an existing run that the spine owns (and closes)."""
+    from lightning.pytorch.loggers import MLFlowLogger
+
+    class SameRunMLFlowLogger(MLFlowLogger):
+        def log_hyperparams(self, params) -> None:  # the spine has logged the whole config as params
+            return
+
+        def finalize(self, status: str = "success") -> None:  # the spine ends the run with its own status
+            return
+
+    return SameRunMLFlowLogger(experiment_name=tracker.experiment_name or "video",
+                               tracking_uri=tracker.tracking_uri, run_id=run_id, log_model=False)
+
+
+def resolve_ckpt_path(value, ckpt_dir: Path, runs_root: Path) -> str | None:
+    """task.ckpt_path: null (fresh), `last` (this run folder's last.ckpt, else the newest run's), or a path."""
+    if value in (None, "", "null"):
+        return None
+    if str(value) == "last":
+        own = ckpt_dir / "last.ckpt"
+        if own.is_file():
+            return str(own)
+        found = sorted(glob.glob(str(runs_root / "*" / "checkpoints" / "last.ckpt")), key=os.path.getmtime)
+        if not found:
+            raise FileNotFoundError(f"task.ckpt_path=last: no last.ckpt in {ckpt_dir} nor under "
+                                    f"{runs_root}/*/checkpoints/")
+        return found[-1]
+    p = Path(str(value)).expanduser()
+    if not p.is_file():
+        raise FileNotFoundError(f"task.ckpt_path={value}: no such checkpoint")
+    return str(p.resolve())
+
+
+class VideoTask(DatasetTask):
+    def run(self, tracker: Tracker) -> dict[str, float]:
+        import torch
+
+        from mediaml.tasks.video.cache import VideoData
+        from mediaml.tasks.video.module import VideoClassifier
+
+        cfg, t = self.cfg, self.cfg.task
+        pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
+        out = Path(tracker.output_dir)
+        rank = _rank()
+
+        data = VideoData(self.dataset, out).setup()
+        if rank == 0:
+            tracker.log_metrics(data.stats)
+            if data.skipped or data.empty_class_dirs:
+                lines = [f"{p}\t{r}" for p, r in data.skipped] + [f"{d}\tempty class folder"
+                                                                   for d in data.empty_class_dirs]
+                tracker.log_text("\n".join(lines) + "\n", "data/skipped_clips.tsv")
+        ds = self.dataset
+        data_hp = {"num_frames": ds.num_frames, "crop": ds.crop, "clip_duration": ds.clip_duration,
+                   "eval_short_side": ds.eval_short_side, "mean": list(ds.mean), "std": list(ds.std),
+                   "eval_clips_per_video": ds.eval_clips_per_video}
+        model = VideoClassifier(net=OmegaConf.to_container(cfg.model, resolve=True), classes=data.classes,
+                                optimizer=OmegaConf.to_container(t.optimizer, resolve=True),
+                                scheduler=OmegaConf.to_container(t.scheduler, resolve=True) if t.get("scheduler") else None,
+                                threshold=float(t.threshold), data=data_hp)
+        n_params = sum(p.numel() for p in model.net.parameters())
+        if rank == 0:
+            tracker.log_metrics({"model/n_params": n_params})
+
+        # -- Lightning: logger in the spine's run, callbacks, trainer --------------------------
+        if tracker.run_id:
+            logger = same_run_mlflow_logger(tracker, tracker.run_id)
+        else:
+            # logger=none, or a DDP child rank (rank 0 owns the MLflow run; Lightning loggers write only
+            # on rank 0, so this logger stays silent there but satisfies LearningRateMonitor).
+            from lightning.pytorch.loggers import CSVLogger
+
+            logger = CSVLogger(str(out), name="lightning_logs" if rank == 0 else f".rank{rank}_logs")
+        ckpt_dir = out / "checkpoints"
+        # conf/callbacks/: checkpoint selection, last.ckpt, LR monitor, weight averaging, early stopping,
+        # progress bar (validation, checkpoints and test see the averaged weights).
+        named = instantiate_callbacks(cfg.get("callbacks"), model_checkpoint={"dirpath": str(ckpt_dir)},
+                                      last_checkpoint={"dirpath": str(ckpt_dir)})
+        checkpoint, last_checkpoint = named["model_checkpoint"], named["last_checkpoint"]
+        averaging = named.get("weight_averaging")
+        val_history = _ValHistory()
+        callbacks = [*named.values(), _EpochTimer(), val_history]
+        trainer_cfg = OmegaConf.to_container(cfg.trainer, resolve=True)
+        if trainer_cfg.get("precision") in (None, "auto"):
+            trainer_cfg["precision"] = "16-mixed" if torch.cuda.is_available() else "32-true"
+        trainer = instantiate(OmegaConf.create(trainer_cfg), callbacks=callbacks, logger=logger,
+                              default_root_dir=str(out))
+
+        ckpt_path = resolve_ckpt_path(t.get("ckpt_path"), ckpt_dir, Path(cfg.paths.output_root) / t.name / "runs")
+        if ckpt_path:
+            log.info("resuming from %s", ckpt_path)
+        start = time.perf_counter()
+        try:
+            trainer.fit(model, data.loader("train"), data.loader("val"), ckpt_path=ckpt_path)
+        except SystemExit:
+            # Lightning turns Ctrl-C / SIGTERM into exit(1); the spine should close the run KILLED, not FAILED.
+            if trainer.interrupted:
+                raise KeyboardInterrupt("training interrupted") from None
+            raise
+        fit_s = time.perf_counter() - start
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith(("val/", "train/"))}
+
+        # Read now: trainer.test(ckpt_path="best") reloads the callback's state saved in that checkpoint.
+        best = checkpoint.best_model_path or None
+        last = last_checkpoint.best_model_path or None
+        fast_dev = bool(trainer_cfg.get("fast_dev_run"))
+        # task.test_checkpoint: `best` = the checkpoint `checkpoint` selected on validation; `last` = the
+        # final weights (with weight_averaging=swa, the SWA model: the average is the selection).
+        use_last = str(t.get("test_checkpoint", "best")) == "last"
+        test_ckpt = None if fast_dev else (last if use_last else best)
+        tested_epoch = (max(val_history.epochs, default=None) if use_last else _epoch_of(best))
+        trainer.test(model, data.loader("test"), ckpt_path=test_ckpt, verbose=rank == 0)
+        metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
+        metrics["time/fit_s"] = fit_s
+        selected = val_history.at_epoch(tested_epoch)  # validation of the tested checkpoint
+        metrics.update({k.replace("val/", "val/selected_"): v for k, v in selected.items()})
+        if averaging is not None:
+            metrics["train/averaged_updates"] = float(averaging.n_updates)
+        metrics["train/epochs"] = float(trainer.current_epoch)
+        timer = next(c for c in callbacks if isinstance(c, _EpochTimer))
+        if timer.times:
+            metrics["time/epoch_s_mean"] = sum(timer.times) / len(timer.times)
+        if not trainer.is_global_zero:
+            return metrics
+
+        tracker.metrics.update(metrics)  # already in MLflow through Lightning's logger
+        tracker.log_metrics({"time/fit_s": fit_s, "test/best_epoch": tested_epoch,
+                             **{k: v for k, v in metrics.items() if k.startswith("val/selected_")
+                                or k == "train/averaged_updates"}})
+        cm = getattr(model, "confusion_matrix", None)
+        if cm is not None:
+            y_true, y_pred = _pairs_from_confusion(cm.numpy(), data.classes)
+            tracker.log_confusion_matrix(y_true, y_pred, labels=data.classes, prefix="test")
+        if tracker.active and cfg.logger.get("log_model", True):
+            for p in {best, last} - {None}:
+                tracker.log_artifact(p, "checkpoints")
+        if best:
+            tracker.log_text(best + "\n", "checkpoints/best_path.txt")
+        log.info("video: val/acc_best=%.4f test/acc=%.4f (checkpoint %s) fit %.1f s",
+                 metrics.get("val/acc_best", float("nan")), metrics.get("test/acc", float("nan")),
+                 test_ckpt, fit_s)
+        return dict(tracker.metrics)
+
+
+def _epoch_of(ckpt: str | None) -> float | None:
+    if not ckpt:
+        return None
+    import re
+
+    m = re.search(r"epoch(\d+)", Path(ckpt).name)
+    return float(m.group(1)) if m else None
+
+
+def _pairs_from_confusion(cm, classes):
+    y_true, y_pred = [], []
+    for i in range(cm.shape[0]):
+        for j in range(cm.shape[1]):
+            y_true += [classes[i]] * int(cm[i, j])
+            y_pred += [classes[j]] * int(cm[i, j])
+    return y_true, y_pred
+
+
+class _EpochTimer(pl.Callback):
+    """`time/train_epoch_s`: wall time of each training epoch (validation excluded)."""
+
+    def __init__(self):
+        self.times: list[float] = []
+        self._t = 0.0
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        self._t = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        dt = time.perf_counter() - self._t
+        self.times.append(dt)
+        pl_module.log("time/train_epoch_s", dt, on_epoch=True, rank_zero_only=True)
+
+
+class _ValHistory(pl.Callback):
+    """The epoch-level validation metrics of every epoch, to report those of the selected checkpoint."""
+
+    def __init__(self):
+        self.epochs: dict[int, dict[str, float]] = {}
+
+    def on_validation_end(self, trainer, pl_module):
+        if not trainer.sanity_checking:
+            self.epochs[trainer.current_epoch] = {
+                k: float(v) for k, v in trainer.callback_metrics.items()
+                if k in ("val/acc", "val/loss", "val/auroc", "val/f1")}
+
+    def at_epoch(self, epoch: float | None) -> dict[str, float]:
+        return dict(self.epochs.get(int(epoch), {})) if epoch is not None else {}

@@ -1,0 +1,38 @@
+"""Shared helpers for tasks that train with Lightning: the `callbacks/` config group as callback objects.
+
+    callbacks = instantiate_callbacks(cfg.callbacks, model_checkpoint={"dirpath": ckpt_dir})
+
+Every entry of the group is a `_target_` config; `enabled: false` (or a target that returns None, such
+as `weight_averaging` with `kind: none`) leaves it out. Keyword arguments named after an entry add or
+replace keys of that entry (values only known at run time, such as the run's checkpoint folder).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+
+def instantiate_callbacks(group: DictConfig | dict | None, **runtime: dict[str, Any]) -> dict[str, Any]:
+    """name -> callback object, in the group's order, for every enabled entry."""
+    from hydra.utils import instantiate
+
+    if group is None:
+        return {}
+    spec = OmegaConf.to_container(group, resolve=True) if isinstance(group, DictConfig) else dict(group)
+    unknown = set(runtime) - set(spec)
+    if unknown:
+        raise KeyError(f"no callback named {sorted(unknown)} in callbacks (it has {sorted(spec)})")
+    out: dict[str, Any] = {}
+    for name, conf in spec.items():
+        if conf is None:
+            continue
+        if not isinstance(conf, dict) or "_target_" not in conf:
+            raise ValueError(f"callbacks.{name} must be a mapping with a _target_, got {conf!r}")
+        conf = {**conf, **runtime.get(name, {})}
+        if not conf.pop("enabled", True):
+            continue
+        obj = instantiate(conf, _convert_="all")
+        if obj is not None:
+            out[name] = obj
+    return out
