@@ -4,16 +4,23 @@
     python train.py task=genre dataset=spotify_cs98x model=random_forest
     python train.py -m hparams_search=genre_optuna dataset=spotify_cs98x
 """
+import sys
+
 import hydra
 from omegaconf import DictConfig
 
 import mediaml  # noqa: F401  (registers the ${mediaml.*} config resolvers)
+from mediaml.errors import ConfigError
 from mediaml.run import run
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float:
-    return run(cfg)
+    try:
+        return run(cfg)
+    except ConfigError as err:  # a user's mistake (wrong model for the task, missing extra): no traceback
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

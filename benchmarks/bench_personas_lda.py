@@ -108,14 +108,14 @@ def main() -> None:
         fit_s, pred = fn()
         m = score(pred, gold, a.seed)
         rows.append((name, fit_s, m))
-        print(f"{name:32s} fit {fit_s:7.1f} s  VI {m['test/vi']:.3f} nats (random {m['test/vi_random']:.3f} ± "
-              f"{m['test/vi_random_std']:.3f}, {int(m['test/n_pred_clusters'])} clusters)  AMI {m['test/ami']:.3f}",
+        print(f"{name:32s} fit {fit_s:7.1f} s  VI {m['val/vi']:.3f} nats (random {m['val/vi_random']:.3f} ± "
+              f"{m['val/vi_random_std']:.3f}, {int(m['data/eval_pred_clusters'])} clusters)  AMI {m['val/ami']:.3f}",
               flush=True)
     base_s, base = rows[0][1], rows[0][2]
     print("\nagainst sklearn:")
     for name, fit_s, m in rows[1:]:
-        print(f"  {name:32s} time x{fit_s / base_s:.2f}  VI {m['test/vi'] - base['test/vi']:+.3f} nats  "
-              f"vi_gain {m['test/vi_random'] - m['test/vi']:+.3f} vs {base['test/vi_random'] - base['test/vi']:+.3f}")
+        print(f"  {name:32s} time x{fit_s / base_s:.2f}  VI {m['val/vi'] - base['val/vi']:+.3f} nats  "
+              f"vi_gain {m['val/vi_random'] - m['val/vi']:+.3f} vs {base['val/vi_random'] - base['val/vi']:+.3f}")
 
 
 if __name__ == "__main__":

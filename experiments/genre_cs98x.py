@@ -60,7 +60,7 @@ def main(argv: list[str]) -> None:
         if not ms:
             continue
         cv = f"{sum(m['cv/acc_mean'] for m in ms) / len(ms):.3f} ± {sum(m['cv/acc_std'] for m in ms) / len(ms):.3f}"
-        print(f"| {model} | {cell(ms, 'val/acc')} | {cell(ms, 'val/balanced_acc')} | {cell(ms, 'val/f1_macro')} "
+        print(f"| {model} | {cell(ms, 'test/acc')} | {cell(ms, 'test/balanced_acc')} | {cell(ms, 'test/f1_macro')} "
               f"| {cv} | {SEED_REPORTED.get(model, '-')} |")
 
 

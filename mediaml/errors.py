@@ -38,3 +38,29 @@ def require_file(data_dir: str | Path, relative: str, dataset: str, source: str)
     if not path.is_file():
         raise DataNotFoundError(path, dataset, source, Path(data_dir))
     return path
+
+
+class MissingExtraError(ConfigError):
+    """A task whose optional dependencies (its pip extra) are not installed."""
+
+
+def require_extra(extra: str, modules: list[str], task: str | None = None) -> None:
+    """Raise MissingExtraError naming the exact install command if any of `modules` cannot be imported.
+
+    Called by a task package's ``__init__`` before it imports any of them (``find_spec`` imports nothing)."""
+    import importlib.util
+
+    missing = []
+    for name in modules:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            missing.append(name)
+    if missing:
+        from mediaml.config import PROJECT_ROOT
+
+        raise MissingExtraError(
+            f"task={task or extra} needs the [{extra}] extra (missing: {', '.join(missing)}); install it with\n"
+            f'  pip install -e "{PROJECT_ROOT}[{extra}]"   (or ".[all]" for every study)')

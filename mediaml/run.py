@@ -4,6 +4,7 @@ Nothing here knows which task it runs: the task is the class named by `task._tar
 """
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import random
@@ -44,6 +45,9 @@ def output_dir_for(cfg: DictConfig) -> Path:
 
 
 def build_task(cfg: DictConfig) -> Task:
+    # Import the task's module first: a task package whose pip extra is missing raises MissingExtraError
+    # (with the install command) here, which get_class would wrap in a generic ImportError.
+    importlib.import_module(str(cfg.task._target_).rpartition(".")[0])
     cls = get_class(cfg.task._target_)
     if not (isinstance(cls, type) and issubclass(cls, Task)):
         raise TypeError(f"task._target_={cfg.task._target_!r} is not a mediaml.tasks.base.Task subclass")

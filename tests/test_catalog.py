@@ -41,17 +41,17 @@ def test_synthetic_run_is_tracked_with_report_charts_and_metrics(make_cfg, store
     (r,) = runs_of(store)
     assert r.info.status == "FINISHED"
     m = r.data.metrics
-    assert value == pytest.approx(m["test/f1_macro"])
+    assert value == pytest.approx(m["val/f1_macro"])
     for key in ["report/titles_movie", "report/top_genre_share", "report/median_lag_years",
                 "report/share_added_within_5y", "report/top_country_share", "data/rating_held_duration",
-                "data/bad_date_added", "test/acc", "test/majority_acc", "report/top_collaboration_titles"]:
+                "data/bad_date_added", "val/acc", "val/majority_acc", "report/top_collaboration_titles"]:
         assert key in m, key
     assert m["data/rating_held_duration"] == 2 and m["data/bad_date_added"] == 1  # the planted defects
     files = set(artifacts(MlflowClient(store), r.info.run_id))
     assert "catalog_report.html" in files and "report_summary.json" in files
     for stem in STEMS:
         assert {f"figures/{stem}.png", f"figures/{stem}.svg", f"figures/{stem}.csv"} <= files, stem
-    assert {"test/confusion_matrix.png", "test/confusion_matrix.csv", "tables/top_collaborations.csv",
+    assert {"val/confusion_matrix.png", "val/confusion_matrix.csv", "tables/top_collaborations.csv",
             "tables/genre_all_listed.csv", "tables/country_all_listed.csv"} <= files
     assert r.data.tags["report.top_country"] == "United States"
 
@@ -96,16 +96,16 @@ def test_text_baseline_learns_planted_words_not_noise(make_cfg, tmp_path):
     signal, _ = run_task(make_cfg, ["task.export_static=false"], tmp_path)
     genre_only, _ = run_task(make_cfg, ["task.export_static=false", "dataset.signal=0"], tmp_path)
     # Descriptions carry a rating-group word 60 % of the time: the model must use it.
-    assert signal["test/f1_macro"] > signal["test/majority_acc"] + 0.2
-    assert signal["test/f1_macro"] > genre_only["test/f1_macro"] + 0.15
-    assert signal["data/n_train"] + signal["data/n_test"] == signal["data/rows_kept"] - signal["data/missing_rating"]
+    assert signal["val/f1_macro"] > signal["val/majority_acc"] + 0.2
+    assert signal["val/f1_macro"] > genre_only["val/f1_macro"] + 0.15
+    assert signal["data/n_train"] + signal["data/n_val"] == signal["data/rows_kept"] - signal["data/missing_rating"]
 
 
 @pytest.mark.parametrize("model", ["tfidf_linear_svc", "tfidf_complement_nb"])
 def test_other_text_models(make_cfg, tmp_path, model):
     m, out = run_task(make_cfg, ["task.export_static=false", f"model={model}"], tmp_path)
-    assert m["test/f1_macro"] > m["test/majority_acc"]
-    assert (out / "test/confusion_matrix.csv").exists()
+    assert m["val/f1_macro"] > m["val/majority_acc"]
+    assert (out / "val/confusion_matrix.csv").exists()
 
 
 def test_missing_file_stops_before_a_run(make_cfg, store, tmp_path, monkeypatch):
@@ -138,9 +138,9 @@ def test_real_catalogue_headline_numbers(make_cfg, tmp_path):
     assert m["report/top_genre_share"] == pytest.approx(1600 / 8807)
     assert m["report/top_country_share"] == pytest.approx(3211 / (8807 - 831))
     assert m["report/median_lag_years"] == 1
-    assert m["data/n_test"] == round(0.2 * (8807 - 7))
+    assert m["data/n_val"] == round(0.2 * (8807 - 7))
     # The text baseline beats always answering "Mature" (measured: acc 0.60, macro-F1 0.61 at seed 0).
-    assert m["test/acc"] > m["test/majority_acc"] + 0.1 and m["test/f1_macro"] > 0.5
+    assert m["val/acc"] > m["val/majority_acc"] + 0.1 and m["val/f1_macro"] > 0.5
     top = pd.read_csv(out / "tables/top_collaborations.csv")
     assert top.iloc[0]["titles"] >= 10
 

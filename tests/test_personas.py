@@ -25,23 +25,23 @@ def run_metrics(make_cfg, overrides, tmp_path):
 def test_planted_personas_are_recovered(make_cfg, tmp_path):
     # 6 planted personas over 12 word topics per role, 300 gold characters; random 6-way VI is ~3.3 nats.
     m = run_metrics(make_cfg, ["model.n_topics=12", "model.n_personas=6"], tmp_path)
-    assert m["test/vi"] < 0.6  # bound; measured 0.295 at seed 0
-    assert m["test/ami"] > 0.8 and m["test/purity"] > 0.8
-    assert m["test/vi_random"] - m["test/vi"] > 3 * m["test/vi_random_std"]
-    assert m["test/vi_bits"] == pytest.approx(m["test/vi"] / 0.6931471805599453)
+    assert m["val/vi"] < 0.6  # bound; measured 0.295 at seed 0
+    assert m["val/ami"] > 0.8 and m["val/purity"] > 0.8
+    assert m["val/vi_random"] - m["val/vi"] > 3 * m["val/vi_random_std"]
+    assert m["val/vi_bits"] == pytest.approx(m["val/vi"] / 0.6931471805599453)
     for name in ("persona_topics.csv", "gold_predictions.csv", "figures/vi_vs_random.png"):
         assert (tmp_path / "out" / "artifacts" / name).exists()
 
 
 def test_lda_words_recovers_too(make_cfg, tmp_path):
     m = run_metrics(make_cfg, ["model=lda_words", "model.n_personas=6"], tmp_path)
-    assert m["test/vi"] < 0.6 and m["test/ami"] > 0.8
+    assert m["val/vi"] < 0.6 and m["val/ami"] > 0.8
 
 
 def test_structure_is_planted_not_accidental(make_cfg, tmp_path):
     # Words drawn from any topic: no persona signal left, the same model falls to chance.
     m = run_metrics(make_cfg, ["model.n_topics=12", "model.n_personas=6", "dataset.noise=1.0"], tmp_path)
-    assert m["test/ami"] < 0.1 and m["test/vi"] > 2.5
+    assert m["val/ami"] < 0.1 and m["val/vi"] > 2.5
 
 
 def test_run_logs_objective_through_mlflow(make_cfg, store, tmp_path):
@@ -130,7 +130,7 @@ def test_personas_sample_reads_the_seed_format():
 
 def test_tfidf_kmeans_recovers_planted_personas(make_cfg, tmp_path):
     m = run_metrics(make_cfg, ["model=tfidf_kmeans", "model.n_personas=6"], tmp_path)
-    assert m["test/vi"] < 0.6 and m["test/ami"] > 0.8
+    assert m["val/vi"] < 0.6 and m["val/ami"] > 0.8
 
 
 def test_genre_weight_without_genres_is_a_clear_error(make_cfg, tmp_path):
@@ -156,8 +156,8 @@ def test_real_genre_kmeans_beats_random(make_cfg, tmp_path):
     # experiment=personas_genre_kmeans: measured VI 3.904 vs random 4.558 ± 0.052, AMI 0.140 at seed 0
     m = run_metrics(make_cfg, ["experiment=personas_genre_kmeans", "seed=0"], tmp_path)
     assert m["data/gold_matched"] == 443
-    assert m["test/vi_random"] - m["test/vi"] > 3 * m["test/vi_random_std"]
-    assert m["test/ami"] >= 0.10
+    assert m["val/vi_random"] - m["val/vi"] > 3 * m["val/vi_random_std"]
+    assert m["val/ami"] >= 0.10
 
 
 def test_lda_genre_columns_need_genres(make_cfg, tmp_path):
@@ -190,5 +190,5 @@ def test_real_seed003_pipeline_is_at_chance(make_cfg, tmp_path):
     m = run_metrics(make_cfg, ["dataset=cmu_personas", "model=lda_topics", "model.n_topics=100",
                                "model.n_personas=100", "seed=0"], tmp_path)
     assert m["data/gold_matched"] == 443 and m["data/n_fit"] > 20000
-    assert 3.5 < m["test/vi"] < 4.3 and m["test/ami"] < 0.06
-    assert m["test/vi_floor_multi_trope"] == pytest.approx(0.697, abs=1e-3)
+    assert 3.5 < m["val/vi"] < 4.3 and m["val/ami"] < 0.06
+    assert m["val/vi_floor_multi_trope"] == pytest.approx(0.697, abs=1e-3)

@@ -42,11 +42,11 @@ def test_finished_run_has_params_tags_metrics_and_artifacts(make_cfg, store):
     assert len(t["git.commit"]) == 40 and t["git.dirty"] in ("True", "False")
     assert t["command"].startswith("python train.py") and "model=random_forest" in t["command"]
     assert t["hydra.output_dir"]
-    for k in ["val/acc", "val/balanced_acc", "val/f1_macro", "cv/acc_mean", "cv/acc_std", "data/rows_kept"]:
+    for k in ["test/acc", "test/balanced_acc", "test/f1_macro", "cv/acc_mean", "cv/acc_std", "data/rows_kept"]:
         assert k in r.data.metrics
     files = artifacts(client, r.info.run_id)
-    for f in ["config/config.yaml", "val/confusion_matrix.png", "val/confusion_matrix.csv",
-              "val/classification_report.csv", "submission.csv", "figures/feature_importance.png"]:
+    for f in ["config/config.yaml", "test/confusion_matrix.png", "test/confusion_matrix.csv",
+              "test/classification_report.csv", "submission.csv", "figures/feature_importance.png"]:
         assert f in files
     models = client.search_logged_models(experiment_ids=[r.info.experiment_id])
     assert [m.source_run_id for m in models] == [r.info.run_id]
@@ -103,7 +103,7 @@ def test_train_py_end_to_end_logs_hydra_folder(tmp_path, store):
 def test_logger_none_still_writes_artifacts(make_cfg, store, tmp_path):
     run(make_cfg(["logger=none", "task.cv_folds=2"]))
     out = tmp_path / "outputs" / "run" / "artifacts"
-    assert (out / "val" / "confusion_matrix.csv").is_file() and (out / "submission.csv").is_file()
+    assert (out / "test" / "confusion_matrix.csv").is_file() and (out / "submission.csv").is_file()
     assert MlflowClient(store).search_experiments(filter_string="name = 'genre'") == []
 
 

@@ -103,6 +103,23 @@ def test_predict_a_file_and_a_folder(make_cfg, shared_cache, tmp_path):
     right = sum(Path(p).parent.name == label for p, label, *_ in lines)
     assert right >= 14
 
+    # A checkpoint written before the move names its network mediaml.models.c3d.C3D (and has no `tasks` key):
+    # it still loads, through the old command name too, and predicts the same.
+    import torch
+
+    state = torch.load(ckpt, weights_only=False)
+    net = state["hyper_parameters"]["net"]
+    assert net["_target_"] == "mediaml.tasks.video.nets.C3D"
+    state["hyper_parameters"]["net"] = {k: v for k, v in net.items() if k != "tasks"} | {"_target_": "mediaml.models.c3d.C3D"}
+    old = tmp_path / "old-style.ckpt"
+    torch.save(state, old)
+    assert torch.load(old, weights_only=False)["hyper_parameters"]["net"]["_target_"] == "mediaml.models.c3d.C3D"
+    r_old = subprocess.run([sys.executable, "-m", "mediaml.predict_video", str(old), str(one)], cwd=PROJECT_ROOT,
+                           capture_output=True, text=True, timeout=300)
+    assert r_old.returncode == 0, r_old.stderr[-2000:]
+    assert r_old.stdout.strip().split("\t") == [path, label, prob, clips]
+    assert "moved to mediaml.tasks.video.predict" in r_old.stderr
+
 
 def test_decode_every_epoch_pipeline_runs(make_cfg, shared_cache, tmp_path):
     cfg = video_cfg(make_cfg, shared_cache, "logger=none", "dataset.cache=false", "trainer.max_epochs=1",

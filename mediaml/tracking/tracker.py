@@ -107,7 +107,7 @@ class Tracker:
         df.to_csv(self.path(name), index=index)
         return self._logged(name)
 
-    # -- classification helpers shared by every task -------------------------------------------
+    # -- classification helpers shared by every task (figures and tables: mediaml.plotting) ----------
     def log_confusion_matrix(
         self,
         y_true: Sequence,
@@ -117,14 +117,11 @@ class Tracker:
         normalize: bool = False,
     ) -> pd.DataFrame:
         """Confusion matrix as CSV (rows: true label, columns: predicted) and an annotated PNG."""
-        from sklearn.metrics import confusion_matrix
+        from mediaml.plotting import confusion_table, plot_confusion_matrix
 
-        labels = list(labels) if labels is not None else sorted(set(y_true) | set(y_pred), key=str)
-        cm = confusion_matrix(y_true, y_pred, labels=labels)
-        df = pd.DataFrame(cm, index=pd.Index([str(x) for x in labels], name="true"),
-                          columns=[str(x) for x in labels])
+        df = confusion_table(y_true, y_pred, labels)
         self.log_table(df, f"{prefix}/confusion_matrix.csv", index=True)
-        self.log_figure(plot_confusion_matrix(cm, [str(x) for x in labels], normalize=normalize,
+        self.log_figure(plot_confusion_matrix(df.to_numpy(), list(df.columns), normalize=normalize,
                                               title=f"{prefix} confusion matrix"),
                         f"{prefix}/confusion_matrix.png")
         return df
@@ -133,16 +130,11 @@ class Tracker:
         self, y_true: Sequence, y_pred: Sequence, labels: Sequence | None = None, prefix: str = "val"
     ) -> pd.DataFrame:
         """Per-class precision, recall, F1 and support as CSV, plus the plain-text report."""
-        from sklearn.metrics import classification_report
+        from mediaml.plotting import classification_report_table
 
-        labels = list(labels) if labels is not None else sorted(set(y_true) | set(y_pred), key=str)
-        names = [str(x) for x in labels]
-        report = classification_report(y_true, y_pred, labels=labels, target_names=names,
-                                       output_dict=True, zero_division=0)
-        df = pd.DataFrame(report).T.rename_axis("class")
+        df, text = classification_report_table(y_true, y_pred, labels)
         self.log_table(df, f"{prefix}/classification_report.csv", index=True)
-        self.log_text(classification_report(y_true, y_pred, labels=labels, target_names=names,
-                                            zero_division=0), f"{prefix}/classification_report.txt")
+        self.log_text(text, f"{prefix}/classification_report.txt")
         return df
 
     def log_model(self, model, name: str = "model", flavor: str = "sklearn", input_example=None,
@@ -183,34 +175,3 @@ class Tracker:
 def _param_value(v: Any) -> str:
     s = "None" if v is None else str(v)
     return s if len(s) <= _MAX_PARAM_LEN else s[: _MAX_PARAM_LEN - 3] + "..."
-
-
-def plot_confusion_matrix(cm: np.ndarray, labels: list[str], normalize: bool = False, title: str = ""):
-    """An annotated confusion-matrix figure; cells are annotated when there are at most 30 classes."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    values = cm.astype(float)
-    if normalize:
-        values = values / np.clip(values.sum(axis=1, keepdims=True), 1, None)
-    n = len(labels)
-    size = max(4.0, min(0.45 * n + 2, 24))
-    fig, ax = plt.subplots(figsize=(size, size))
-    im = ax.imshow(values, cmap="Blues")
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-    ax.set_xticks(range(n), labels=labels, rotation=90, fontsize=8)
-    ax.set_yticks(range(n), labels=labels, fontsize=8)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(title)
-    if n <= 30:
-        top = values.max() if values.size else 0
-        for i in range(n):
-            for j in range(n):
-                if cm[i, j]:
-                    txt = f"{values[i, j]:.2f}" if normalize else str(cm[i, j])
-                    ax.text(j, i, txt, ha="center", va="center", fontsize=7,
-                            color="white" if values[i, j] > top / 2 else "black")
-    return fig

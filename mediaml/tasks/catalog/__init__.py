@@ -4,3 +4,7 @@ Files: ``task.py`` (the runner), ``data.py`` (loading, cleaning, synthetic catal
 data), ``charts.py`` (Altair charts), ``story.py`` (computed sentences), ``report.py`` (the HTML report and
 PNG/SVG export), ``models.py`` (TF-IDF text baselines).
 """
+from mediaml.errors import require_extra
+
+# Before any module of this package imports them: a missing extra stops with its install command.
+require_extra("catalog", ['altair', 'vl_convert'])

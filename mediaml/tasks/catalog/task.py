@@ -7,7 +7,7 @@ seven figures, draws them in Altair with the seed's interactivity and colours, w
 HTML report with sentences computed from the numbers, exports each chart as PNG and SVG, and logs
 the headline numbers as `report/...` metrics. Beyond the seed (its "future improvements"): a
 TF-IDF text baseline predicting the rating group from the description and genres (the sweep
-objective, `test/f1_macro`) and a table of the most frequent director-cast collaborations.
+objective, `val/f1_macro`) and a table of the most frequent director-cast collaborations.
 """
 from __future__ import annotations
 
@@ -157,26 +157,26 @@ class CatalogTask(DatasetTask):
         majority = y_tr.value_counts().idxmax()
         metrics = {
             "train/acc": accuracy_score(y_tr, pipe.predict(X_tr)),
-            "test/acc": accuracy_score(y_te, pred),
-            "test/balanced_acc": balanced_accuracy_score(y_te, pred),
-            "test/f1_macro": f1_score(y_te, pred, average="macro", labels=labels, zero_division=0),
+            "val/acc": accuracy_score(y_te, pred),
+            "val/balanced_acc": balanced_accuracy_score(y_te, pred),
+            "val/f1_macro": f1_score(y_te, pred, average="macro", labels=labels, zero_division=0),
             # What always answering the most common training group would score: the floor to beat.
-            "test/majority_acc": float((y_te == majority).mean()),
+            "val/majority_acc": float((y_te == majority).mean()),
             "data/n_train": len(y_tr),
-            "data/n_test": len(y_te),
+            "data/n_val": len(y_te),
         }
         tracker.log_metrics(metrics)
-        tracker.log_classification_report(y_te, pred, labels=labels, prefix="test")
-        tracker.log_confusion_matrix(y_te, pred, labels=labels, prefix="test")
+        tracker.log_classification_report(y_te, pred, labels=labels, prefix="val")
+        tracker.log_confusion_matrix(y_te, pred, labels=labels, prefix="val")
         tracker.log_table(pd.DataFrame({"show_id": data.loc[X_te.index, "show_id"].to_numpy(),
-                                        "true": y_te.to_numpy(), "pred": pred}), "test/predictions.csv")
+                                        "true": y_te.to_numpy(), "pred": pred}), "val/predictions.csv")
         terms = top_terms(pipe)
         if terms is not None:
-            tracker.log_table(terms, "test/top_terms.csv")
+            tracker.log_table(terms, "val/top_terms.csv")
         if self.cfg.logger.log_model:
             tracker.log_model(pipe, name="model", input_example=X_tr.head(5))
-        log.info("text baseline: test/acc=%.4f test/f1_macro=%.4f (majority %.4f)", metrics["test/acc"],
-                 metrics["test/f1_macro"], metrics["test/majority_acc"])
+        log.info("text baseline: val/acc=%.4f val/f1_macro=%.4f (majority %.4f)", metrics["val/acc"],
+                 metrics["val/f1_macro"], metrics["val/majority_acc"])
         return time.perf_counter() - start
 
 

@@ -44,7 +44,7 @@ class GenreTask(DatasetTask):
         labels = table.classes
 
         stratify = table.y if t.split.stratify else None
-        X_tr, X_va, y_tr, y_va = train_test_split(table.X, table.y, test_size=t.split.test_size,
+        X_tr, X_te, y_tr, y_te = train_test_split(table.X, table.y, test_size=t.split.test_size,
                                                   random_state=t.split.random_state, stratify=stratify)
         pipe = build_pipeline(t.scaler, self.instantiate_model())
 
@@ -61,14 +61,14 @@ class GenreTask(DatasetTask):
             start = time.perf_counter()
             pipe.fit(X_tr, y_tr)
             fit_s = time.perf_counter() - start
-            pred = pipe.predict(X_va)
+            pred = pipe.predict(X_te)
             metrics = {
                 "train/acc": accuracy_score(y_tr, pipe.predict(X_tr)),
-                "val/acc": accuracy_score(y_va, pred),
-                "val/balanced_acc": balanced_accuracy_score(y_va, pred),
-                "val/f1_macro": f1_score(y_va, pred, average="macro", labels=sorted(set(y_va)), zero_division=0),
+                "test/acc": accuracy_score(y_te, pred),
+                "test/balanced_acc": balanced_accuracy_score(y_te, pred),
+                "test/f1_macro": f1_score(y_te, pred, average="macro", labels=sorted(set(y_te)), zero_division=0),
                 "data/n_train": len(y_tr),
-                "data/n_val": len(y_va),
+                "data/n_test": len(y_te),
                 "time/cv_s": cv_s,
                 "time/fit_s": fit_s,
             }
@@ -76,13 +76,13 @@ class GenreTask(DatasetTask):
             metrics[f"cv/{name}_mean"] = float(np.mean(scores[f"test_{name}"]))
             metrics[f"cv/{name}_std"] = float(np.std(scores[f"test_{name}"]))
         tracker.log_metrics(metrics)
-        log.info("val/acc=%.4f  cv/acc=%.4f±%.4f  work_s=%.3f (cv %.3f + fit %.3f)", metrics["val/acc"],
+        log.info("test/acc=%.4f  cv/acc=%.4f±%.4f  work_s=%.3f (cv %.3f + fit %.3f)", metrics["test/acc"],
                  metrics["cv/acc_mean"], metrics["cv/acc_std"], cv_s + fit_s, cv_s, fit_s)
 
-        tracker.log_classification_report(y_va, pred, labels=labels, prefix="val")
-        tracker.log_confusion_matrix(y_va, pred, labels=labels, prefix="val")
-        tracker.log_table(pd.DataFrame({self.dataset.id_column: table.ids.loc[X_va.index].to_numpy(),
-                                        "true": y_va.to_numpy(), "pred": pred}), "val/predictions.csv")
+        tracker.log_classification_report(y_te, pred, labels=labels, prefix="test")
+        tracker.log_confusion_matrix(y_te, pred, labels=labels, prefix="test")
+        tracker.log_table(pd.DataFrame({self.dataset.id_column: table.ids.loc[X_te.index].to_numpy(),
+                                        "true": y_te.to_numpy(), "pred": pred}), "test/predictions.csv")
         self._log_feature_importance(tracker, pipe, list(table.X.columns))
         if self.cfg.logger.log_model:
             tracker.log_model(pipe, name="model", input_example=X_tr.head(5))

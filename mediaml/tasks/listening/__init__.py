@@ -4,3 +4,7 @@ Files: ``task.py`` (the runner), ``data.py`` (event logs, sessions, the real-lif
 ``walks.py`` (graphs + numba walks), ``deepwalk.py`` (skip-gram embeddings), ``recommenders.py`` (random,
 popularity, implicit ALS), ``retrieval.py`` (the §6 recall/precision@k), ``maps.py`` (the §5 maps).
 """
+from mediaml.errors import require_extra
+
+# Before any module of this package imports them: a missing extra stops with its install command.
+require_extra("listening", ['gensim', 'numba', 'implicit'])

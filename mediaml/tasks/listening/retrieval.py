@@ -6,11 +6,11 @@ the session's relevant songs:
 
 * ``exp1`` (similar songs, §6.1): query = the session's FIRST song in time order (kind "item"); relevant =
   the session's other distinct songs; the query song itself is never retrieved. Sessions with no other
-  song are skipped (``eval/exp1_skipped_no_relevant``).
+  song are skipped (``data/eval_exp1_skipped_no_relevant``).
 * ``exp2_user`` (recommendation, §6.2a): query = the session's user; relevant = the session's distinct songs.
 * ``exp2_session`` (§6.2b): query = a reference TRAINING session of the same user: the most recent one
   on the same device when the split has a device field (none on that device: the most recent one,
-  counted in ``eval/exp2_session_device_fallback``), otherwise the most recent one.
+  counted in ``data/eval_exp2_session_device_fallback``), otherwise the most recent one.
 
 recall@k = |relevant ∩ top-k| / |relevant|, precision@k = |relevant ∩ top-k| / k (k = the number retrieved,
 i.e. min(k, number of candidate items), the paper's |S_r|), both averaged over the evaluated sessions.
@@ -187,10 +187,10 @@ def evaluate(model, split, ks: Iterable[int] = DEFAULT_KS, n_eval_sessions: int 
              batch_size: int = 1024, experiments: Sequence[str] = EXPERIMENTS) -> tuple[dict, pd.DataFrame]:
     """Run §6's experiments on a fitted model; returns (metrics dict, long table).
 
-    metrics: ``{exp}/recall_at_{k}``, ``{exp}/precision_at_{k}`` for every k, ``eval/{exp}_sessions`` (sessions
-    evaluated), ``eval/exp1_skipped_no_relevant``, ``eval/exp2_session_device_fallback``,
-    ``eval/exp2_session_no_reference``, ``eval/sampled_sessions``. An experiment whose query kind the model
-    does not support is left out (``eval/{exp}_sessions`` = 0). table: experiment, k, recall, precision,
+    metrics: ``{exp}/recall_at_{k}``, ``{exp}/precision_at_{k}`` for every k, ``data/eval_{exp}_sessions`` (sessions
+    evaluated), ``data/eval_exp1_skipped_no_relevant``, ``data/eval_exp2_session_device_fallback``,
+    ``data/eval_exp2_session_no_reference``, ``data/eval_sampled_sessions``. An experiment whose query kind the model
+    does not support is left out (``data/eval_{exp}_sessions`` = 0). table: experiment, k, recall, precision,
     n_sessions.
     """
     ks = sorted({int(k) for k in ks})
@@ -201,13 +201,13 @@ def evaluate(model, split, ks: Iterable[int] = DEFAULT_KS, n_eval_sessions: int 
         raise ValueError(f"unknown experiments {sorted(unknown)}; expected some of {EXPERIMENTS}")
     tests = sample_sessions(split, n_eval_sessions, seed)
     relevant = _relevance(split, tests.index.to_numpy(np.int64))
-    metrics: dict[str, float] = {"eval/sampled_sessions": len(tests)}
+    metrics: dict[str, float] = {"data/eval_sampled_sessions": len(tests)}
     rows: list[dict] = []
     for exp in experiments:
         kind = KIND[exp]
         if not model.supports(kind):
             log.info("%s: %s does not support %r queries; skipped", exp, type(model).__name__, kind)
-            metrics[f"eval/{exp}_sessions"] = 0
+            metrics[f"data/eval_{exp}_sessions"] = 0
             continue
         exclude = None
         rel = relevant
@@ -219,19 +219,19 @@ def evaluate(model, split, ks: Iterable[int] = DEFAULT_KS, n_eval_sessions: int 
             rel.data[rel.indices == queries[entry_row]] = 0  # the query song is not relevant to itself
             rel.eliminate_zeros()
             keep = np.diff(rel.indptr) > 0
-            metrics["eval/exp1_skipped_no_relevant"] = int((~keep).sum())
+            metrics["data/eval_exp1_skipped_no_relevant"] = int((~keep).sum())
             exclude = queries[keep]
         elif exp == "exp2_user":
             queries = tests["user"].to_numpy(np.int64)
         else:
             queries, fallback = reference_sessions(split, tests)
             keep = queries >= 0
-            metrics["eval/exp2_session_device_fallback"] = fallback
-            metrics["eval/exp2_session_no_reference"] = int((~keep).sum())
+            metrics["data/eval_exp2_session_device_fallback"] = fallback
+            metrics["data/eval_exp2_session_no_reference"] = int((~keep).sum())
         rel = rel[np.flatnonzero(keep)]
         cum = retrieve_hits(model, kind, queries[keep], rel, max(ks), exclude=exclude, batch_size=batch_size)
         rows += _summarise(exp, cum, np.diff(rel.indptr).astype(np.float64), ks)
-        metrics[f"eval/{exp}_sessions"] = int(keep.sum())
+        metrics[f"data/eval_{exp}_sessions"] = int(keep.sum())
     table = pd.DataFrame(rows, columns=["experiment", "k", "recall", "precision", "n_sessions"])
     for r in rows:
         metrics[f"{r['experiment']}/recall_at_{r['k']}"] = r["recall"]

@@ -94,19 +94,19 @@ def multi_trope_floor(groups, gold) -> float:
 
 
 def score(pred, gold, groups=None, n_random: int = 20, seed: int = 0) -> dict[str, float]:
-    """All the `test/...` clustering metrics for one labelling."""
+    """All the `val/...` clustering metrics for one labelling."""
     vi = variation_of_information(pred, gold)
     vr, vr_std = random_vi(pred, gold, n_seeds=n_random, groups=groups, seed=seed)
     return {
-        "test/vi": vi,
-        "test/vi_bits": vi / math.log(2),
-        "test/vi_random": vr,
-        "test/vi_random_std": vr_std,
-        "test/vi_random_bits": vr / math.log(2),
-        "test/vi_margin_sd": (vr - vi) / vr_std if vr_std > 0 else 0.0,
-        "test/purity": purity(pred, gold),
-        "test/ami": ami(pred, gold),
-        "test/n_items": float(len(gold)),
-        "test/n_gold_clusters": float(len(set(map(str, gold)))),
-        "test/n_pred_clusters": float(len(set(map(str, pred)))),
+        "val/vi": vi,
+        "val/vi_bits": vi / math.log(2),
+        "val/vi_random": vr,
+        "val/vi_random_std": vr_std,
+        "val/vi_random_bits": vr / math.log(2),
+        "val/vi_margin_sd": (vr - vi) / vr_std if vr_std > 0 else 0.0,
+        "val/purity": purity(pred, gold),
+        "val/ami": ami(pred, gold),
+        "data/eval_items": float(len(gold)),
+        "data/eval_gold_clusters": float(len(set(map(str, gold)))),
+        "data/eval_pred_clusters": float(len(set(map(str, pred)))),
     }

@@ -8,7 +8,7 @@ plus every matched gold character (`task.fit_on=gold`: the gold characters only,
 notebook's actual setting). Every gold character is predicted whatever its word count.
 Scores over the gold items (one per gold line; see mediaml.tasks.personas.clustering): VI in nats and
 bits, VI of random same-size assignment (mean/std over `task.n_random` seeds), purity, AMI, and
-`test/vi_gain` = random VI - VI (the sweep objective).
+`val/vi_gain` = random VI - VI (the sweep objective).
 `task.revenue`: seed 003's downstream OLS of log box-office revenue on each movie's archetype
 indicators (mediaml.tasks.personas.revenue), on up to `task.revenue_max_movies` movies with revenue.
 """
@@ -50,16 +50,16 @@ class PersonasTask(DatasetTask):
         pred_chars = model.predict(data.chars.iloc[gold["row"].to_numpy()].reset_index(drop=True))
         metrics = score(pred_chars, gold["trope"].to_numpy(), groups=gold["char_id"].to_numpy(),
                         n_random=int(t.n_random), seed=int(self.cfg.seed))
-        metrics.update({"test/vi_floor_multi_trope": multi_trope_floor(gold["char_id"], gold["trope"]),
+        metrics.update({"val/vi_floor_multi_trope": multi_trope_floor(gold["char_id"], gold["trope"]),
                         "data/n_fit": len(fit_rows), "data/vocab": len(model.vocab_), "time/fit_s": fit_s,
                         **{f"time/{k}": v for k, v in model.timings_.items()}})
         # VI falls with the number of clusters whatever their quality; the gain over same-size random
         # assignment does not, so it is the sweep objective (hparams_search=personas_optuna).
-        metrics["test/vi_gain"] = metrics["test/vi_random"] - metrics["test/vi"]
+        metrics["val/vi_gain"] = metrics["val/vi_random"] - metrics["val/vi"]
         tracker.log_metrics(metrics)
         log.info("VI %.3f nats (%.3f bits) vs random %.3f ± %.3f; AMI %.3f; purity %.3f on %d gold items",
-                 metrics["test/vi"], metrics["test/vi_bits"], metrics["test/vi_random"],
-                 metrics["test/vi_random_std"], metrics["test/ami"], metrics["test/purity"], len(gold))
+                 metrics["val/vi"], metrics["val/vi_bits"], metrics["val/vi_random"],
+                 metrics["val/vi_random_std"], metrics["val/ami"], metrics["val/purity"], len(gold))
 
         shown = ["trope", "char_id", *(c for c in ("gold_name", "movie", "matched_name") if c in gold), "persona"]
         tracker.log_table(gold.assign(persona=pred_chars)[shown], "gold_predictions.csv")
@@ -111,10 +111,10 @@ class PersonasTask(DatasetTask):
 
         fig, ax = plt.subplots(figsize=(5, 3))
         ax.hist(random, bins=10, color="0.7", label="random, same cluster sizes")
-        ax.axvline(metrics["test/vi"], color="C3", label=f"model {metrics['test/vi']:.3f}")
-        ax.axvline(metrics["test/vi_floor_multi_trope"], color="C0", ls="--", label="best reachable")
+        ax.axvline(metrics["val/vi"], color="C3", label=f"model {metrics['val/vi']:.3f}")
+        ax.axvline(metrics["val/vi_floor_multi_trope"], color="C0", ls="--", label="best reachable")
         ax.set_xlabel("VI vs TV Tropes (nats, lower is better)")
-        ax.set_title(f"AMI {metrics['test/ami']:.3f}")
+        ax.set_title(f"AMI {metrics['val/ami']:.3f}")
         ax.legend(fontsize=7)
         fig.tight_layout()
         tracker.log_figure(fig, "figures/vi_vs_random.png")

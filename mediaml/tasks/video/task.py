@@ -170,7 +170,7 @@ class VideoTask(DatasetTask):
             return metrics
 
         tracker.metrics.update(metrics)  # already in MLflow through Lightning's logger
-        tracker.log_metrics({"time/fit_s": fit_s, "test/best_epoch": tested_epoch,
+        tracker.log_metrics({"time/fit_s": fit_s, "val/selected_epoch": tested_epoch,
                              **{k: v for k, v in metrics.items() if k.startswith("val/selected_")
                                 or k == "train/averaged_updates"}})
         cm = getattr(model, "confusion_matrix", None)

@@ -65,8 +65,8 @@ def test_random_baseline_keeps_sizes_and_is_near_chance():
     mean, std = random_vi(perfect, gold, n_seeds=20)
     assert std > 0 and mean > variation_of_information(perfect, gold) + 3 * std
     m = score(perfect, gold)
-    assert m["test/vi"] == pytest.approx(0.0, abs=1e-12) and m["test/vi_margin_sd"] > 3
-    assert m["test/vi_bits"] == pytest.approx(m["test/vi"] / math.log(2))
+    assert m["val/vi"] == pytest.approx(0.0, abs=1e-12) and m["val/vi_margin_sd"] > 3
+    assert m["val/vi_bits"] == pytest.approx(m["val/vi"] / math.log(2))
     assert ami(np.random.default_rng(1).permutation(perfect), gold) < 0.3
 
 

@@ -98,9 +98,9 @@ def test_hand_computed_recall_precision(split):
         for k, r, p in zip((1, 2, 3), recall, precision):
             assert metrics[f"{exp}/recall_at_{k}"] == pytest.approx(r, abs=1e-12)
             assert metrics[f"{exp}/precision_at_{k}"] == pytest.approx(p, abs=1e-12)
-    assert metrics["eval/exp1_sessions"] == 2 and metrics["eval/exp1_skipped_no_relevant"] == 1
-    assert metrics["eval/exp2_user_sessions"] == 3 and metrics["eval/exp2_session_sessions"] == 3
-    assert metrics["eval/exp2_session_device_fallback"] == 1
+    assert metrics["data/eval_exp1_sessions"] == 2 and metrics["data/eval_exp1_skipped_no_relevant"] == 1
+    assert metrics["data/eval_exp2_user_sessions"] == 3 and metrics["data/eval_exp2_session_sessions"] == 3
+    assert metrics["data/eval_exp2_session_device_fallback"] == 1
     assert set(table.columns) == {"experiment", "k", "recall", "precision", "n_sessions"}
     assert not any("@" in name for name in metrics)
 
@@ -180,8 +180,8 @@ def test_n_eval_sessions_sample_is_seeded():
     assert len(a) == 10 and a.index.equals(b.index) and not a.index.equals(c.index)
     m1, t1 = evaluate(PopularityRecommender().fit(split), split, n_eval_sessions=10, seed=0)
     m2, _ = evaluate(LineLike().fit(split), split, n_eval_sessions=10, seed=0)
-    assert m1["eval/sampled_sessions"] == m2["eval/sampled_sessions"] == 10
-    assert m1["eval/exp2_user_sessions"] == m2["eval/exp2_user_sessions"] == 10
+    assert m1["data/eval_sampled_sessions"] == m2["data/eval_sampled_sessions"] == 10
+    assert m1["data/eval_exp2_user_sessions"] == m2["data/eval_exp2_user_sessions"] == 10
     assert (t1["k"].unique() == np.arange(10, 55, 5)).all()
 
 
@@ -195,7 +195,7 @@ def test_unsupported_kind_is_skipped(split):
 
     metrics, table = evaluate(ItemsOnly().fit(split), split, ks=(1,))
     assert set(table["experiment"]) == {"exp1"}
-    assert metrics["eval/exp2_user_sessions"] == 0 and metrics["eval/exp2_session_sessions"] == 0
+    assert metrics["data/eval_exp2_user_sessions"] == 0 and metrics["data/eval_exp2_session_sessions"] == 0
 
 
 def test_plot_curves(split):
