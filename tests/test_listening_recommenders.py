@@ -8,7 +8,7 @@ from sklearn.base import clone
 from mediaml.tasks.listening.retrieval import evaluate, top_k
 from mediaml.tasks.listening.recommenders import (ALSRecommender, EmbeddingRecommender, PopularityRecommender,
                                          RandomRecommender, Recommender)
-from test_retrieval import make_split
+from test_listening_retrieval import make_split
 
 N_BLOCKS, USERS_PER_BLOCK, ITEMS_PER_BLOCK = 4, 10, 15
 

@@ -173,3 +173,11 @@ def test_genre_still_does_not_import_torch():
                         "assert 'torch' not in sys.modules; print('ok')"],
                        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
+
+
+def test_debug_fdr_is_one_batch_per_stage(make_cfg, shared_cache, tmp_path):
+    cfg = video_cfg(make_cfg, shared_cache, "logger=none", "debug=fdr", "trainer.max_epochs=5")
+    m = VideoTask(cfg).run(Tracker(tmp_path / "out"))
+    assert m["train/epochs"] == 1 and "test/acc" in m  # one batch each, whatever max_epochs says
+    assert not list((tmp_path / "out").rglob("*.ckpt"))  # fast_dev_run writes no checkpoint
+    assert "trainer" not in make_cfg(["task=genre", "debug=fdr"])  # no Lightning keys in a genre debug run

@@ -127,6 +127,8 @@ class VideoTask(DatasetTask):
         val_history = _ValHistory()
         callbacks = [*named.values(), _EpochTimer(), val_history]
         trainer_cfg = OmegaConf.to_container(cfg.trainer, resolve=True)
+        if t.get("fast_dev_run"):  # debug=fdr: one batch of each stage
+            trainer_cfg["fast_dev_run"] = True
         if trainer_cfg.get("precision") in (None, "auto"):
             trainer_cfg["precision"] = "16-mixed" if torch.cuda.is_available() else "32-true"
         trainer = instantiate(OmegaConf.create(trainer_cfg), callbacks=callbacks, logger=logger,
