@@ -9,7 +9,6 @@ import contextlib
 import functools
 import logging
 import os
-import os
 import shlex
 import socket
 import signal
