@@ -54,12 +54,21 @@ def build_task(cfg: DictConfig) -> Task:
     return cls(cfg)
 
 
+def describe(task: Task, cfg: DictConfig) -> str:
+    """The experiment's note: the task module's docstring (the study and its seed write-up) and its objective."""
+    import inspect
+
+    doc = inspect.getdoc(sys.modules.get(type(task).__module__)) or cfg.task.name
+    obj = cfg.task.objective
+    return f"{doc}\n\nObjective: {obj.metric} ({obj.direction}). Write-ups and commands: README.md, experiments/."
+
+
 def run(cfg: DictConfig) -> float:
     """Run one job and return its objective value (`task.objective.metric`) for sweepers."""
     seed_everything(int(cfg.seed))
     task = build_task(cfg)
     task.check_inputs()  # missing files stop the run here, before any work or tracking
-    with tracked_run(cfg, output_dir_for(cfg)) as tracker:
+    with tracked_run(cfg, output_dir_for(cfg), description=describe(task, cfg)) as tracker:
         metrics = task.run(tracker)
     metric = cfg.task.objective.metric
     if metric not in metrics:

@@ -41,9 +41,26 @@ def train(out: Path, *args: str, check: bool = True) -> subprocess.CompletedProc
     return proc
 
 
-def runs(out: Path) -> list:
+def all_runs(out: Path) -> list:
     client = MlflowClient(f"sqlite:///{out}/mlflow.db")
     return client.search_runs([client.get_experiment_by_name("genre").experiment_id], max_results=1000)
+
+
+def runs(out: Path) -> list:
+    """The job runs (the sweep's children), not its parent."""
+    return [r for r in all_runs(out) if r.data.tags.get("mediaml.role") != "sweep"]
+
+
+def parents(out: Path) -> list:
+    return [r for r in all_runs(out) if r.data.tags.get("mediaml.role") == "sweep"]
+
+
+def parent_artifacts(out: Path, run_id: str) -> dict[str, Path]:
+    import mlflow.artifacts
+
+    local = Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="sweep", dst_path=str(out / "dl"),
+                                                     tracking_uri=f"sqlite:///{out}/mlflow.db"))
+    return {str(f.relative_to(local)): f for f in local.rglob("*") if f.is_file()}
 
 
 def statuses(out: Path) -> list[str]:
@@ -89,11 +106,67 @@ def test_optuna_sweep_tracks_every_trial_in_one_sweep(sweep4):
     assert (sweep4 / SWEEP_ID / str(results["best_trial"]) / ".hydra").is_dir()
 
 
+def test_a_sweep_is_one_parent_run_with_its_trials_nested(sweep4):
+    (parent,) = parents(sweep4)
+    kids = runs(sweep4)
+    assert parent.info.status == "FINISHED" and parent.info.run_name == f"sweep {STUDY}"
+    assert {r.data.tags["mlflow.parentRunId"] for r in kids} == {parent.info.run_id}
+    assert sorted(r.info.run_name for r in kids) == ["#00 random_forest", "#01 random_forest", "#02 random_forest",
+                                                    "#03 random_forest"]
+    # siblings log the same keys, and nothing that depends on the machine
+    (keys,) = {frozenset(r.data.params) for r in kids}
+    assert not [k for k in keys if k.startswith(("trainer.", "paths.", "callbacks.")) or k == "logger.tracking_uri"]
+    assert {"model.n_estimators", "model.max_depth", "seed"} <= keys
+    assert {r.data.tags["config.paths.output_root"] for r in kids} == {str(sweep4)}  # machine values: tags
+    # parent: search space, sampler, fixed overrides; best value under the objective's name; counts; tags
+    p, m, t = parent.data.params, parent.data.metrics, parent.data.tags
+    assert p["search.model.n_estimators"] == "int(interval(50, 300))" and p["sampler.seed"] == "0"
+    assert p["fixed.task.cv_folds"] == "3" and p["sampler._target_"] == "optuna.samplers.TPESampler"
+    done = trials(sweep4)
+    best = max(done, key=lambda tr: tr.value)
+    assert m["cv/acc_mean"] == pytest.approx(best.value) and m["sweep/n_complete"] == 4 and m["sweep/n_failed"] == 0
+    assert t["optuna.study_name"] == STUDY and t["optuna.direction"] == "maximize"
+    assert t["optuna.storage"] == f"sqlite:///{sweep4}/{SWEEP_ID}/optuna.db"
+    best_kids = [r for r in kids if r.data.tags.get("best") == "true"]
+    assert len(best_kids) == 1 and best_kids[0].data.tags["sweep.job_num"] == t["optuna.best_trial"]
+    assert best_kids[0].data.metrics["cv/acc_mean"] == pytest.approx(best.value)
+    # artifacts: the trials table and Optuna's four figures, HTML with plotly.js inlined (no CDN) and PNG
+    files = parent_artifacts(sweep4, parent.info.run_id)
+    import pandas as pd
+
+    table = pd.read_csv(files["trials.csv"])
+    assert table["number"].tolist() == [0, 1, 2, 3] and set(table["state"]) == {"COMPLETE"}
+    assert set(table["run_id"]) == {r.info.run_id for r in kids}
+    assert {"value", "duration_s", "params.model.n_estimators"} <= set(table.columns)
+    for name in ("optimization_history", "param_importances", "parallel_coordinate", "slice"):
+        html = files[f"figures/{name}.html"].read_text()
+        assert "Plotly.newPlot" in html and 'src="http' not in html and len(html) > 1_000_000, name
+        assert files[f"figures/{name}.png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_sweeps_show_prints_the_table_best_trial_and_parent_url(sweep4):
+    (parent,) = parents(sweep4)
+    for target in (str(sweep4 / SWEEP_ID), STUDY):
+        proc = subprocess.run([sys.executable, "-m", "mediaml.sweeps", "show", target], cwd=REPO, env=env(sweep4),
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        lines = proc.stdout.splitlines()
+        assert lines[0].split()[:3] == ["number", "state", "value"] and len(lines) >= 5
+        assert [ln.split()[0] for ln in lines[1:5]] == ["0", "1", "2", "3"]
+        best = parent.data.tags["optuna.best_trial"]
+        assert f"best trial: #{best}  cv/acc_mean = " in proc.stdout
+        assert f"/#/experiments/{parent.info.experiment_id}/runs/{parent.info.run_id}" in proc.stdout
+    proc = subprocess.run([sys.executable, "-m", "mediaml.sweeps", "show", "no_such_study"], cwd=REPO,
+                          env=env(sweep4), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "no sweep found" in proc.stderr and "Traceback" not in proc.stderr
+
+
 def test_rerun_with_another_fixed_override_is_refused(sweep4):
     proc = train(sweep4, *OPTUNA[:-1], "task.cv_folds=4", "hydra.sweeper.n_trials=6", check=False)
     assert proc.returncode != 0
     assert "other fixed overrides" in proc.stderr and "hydra.sweeper.study_name=<new name>" in proc.stderr
     assert len(trials(sweep4)) == 4 and len(runs(sweep4)) == 4
+    assert [r.info.status for r in parents(sweep4)] == ["FINISHED"]  # a refused rerun leaves the parent as it was
 
 
 def test_interrupted_sweep_resumes_without_redoing_trials(tmp_path):
@@ -112,6 +185,8 @@ def test_interrupted_sweep_resumes_without_redoing_trials(tmp_path):
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode != 0, stderr[-3000:]
     assert statuses(tmp_path) == ["FINISHED", "KILLED"]
+    (parent,) = parents(tmp_path)
+    assert parent.info.status == "KILLED"  # Ctrl-C ends the sweep's parent run KILLED too
     first = trials(tmp_path)
     assert [t.state.name for t in first] == ["COMPLETE", "FAIL", "WAITING"]  # FAIL's params queued
 
@@ -122,6 +197,10 @@ def test_interrupted_sweep_resumes_without_redoing_trials(tmp_path):
     assert done[2].params == first[1].params  # the interrupted trial ran first
     assert statuses(tmp_path) == ["FINISHED"] * 3 + ["KILLED"]
     assert {r.data.tags["sweep.id"] for r in runs(tmp_path)} == {SWEEP_ID}
+    (again,) = parents(tmp_path)  # the resumed sweep reuses its parent, which now ends FINISHED
+    assert again.info.run_id == parent.info.run_id and again.info.status == "FINISHED"
+    assert {r.data.tags["mlflow.parentRunId"] for r in runs(tmp_path)} == {parent.info.run_id}
+    assert again.data.metrics["sweep/n_complete"] == 3
 
 
 def test_parallel_sweep_with_joblib(tmp_path):
@@ -133,6 +212,8 @@ def test_parallel_sweep_with_joblib(tmp_path):
     done = trials(tmp_path)
     assert [t.state.name for t in done] == ["COMPLETE"] * 4
     assert done[0].params != done[1].params and done[2].params != done[3].params  # asked together
+    (parent,) = parents(tmp_path)  # joblib workers (other processes) nest under the same parent
+    assert {r.data.tags["mlflow.parentRunId"] for r in tracked} == {parent.info.run_id}
 
 
 def test_grid_multirun_with_the_basic_sweeper(tmp_path):
@@ -142,6 +223,14 @@ def test_grid_multirun_with_the_basic_sweeper(tmp_path):
     assert {r.data.tags["mediaml.model"] for r in tracked} == {"random_forest", "gaussian_nb"}
     (sweep_id,) = {r.data.tags["sweep.id"] for r in tracked}
     assert sweep_id.startswith("genre/multiruns/")
+    (parent,) = parents(tmp_path)  # a plain grid is one parent run too, its jobs named by what they vary
+    assert parent.info.run_name == "sweep model=random_forest,gaussian_nb" and parent.info.status == "FINISHED"
+    assert parent.data.params["grid.model"] == "random_forest,gaussian_nb"
+    assert sorted(r.info.run_name for r in tracked) == ["gaussian_nb", "random_forest"]
+    assert {r.data.tags["mlflow.parentRunId"] for r in tracked} == {parent.info.run_id}
+    best = max(tracked, key=lambda r: r.data.metrics["cv/acc_mean"])
+    assert parent.data.metrics["cv/acc_mean"] == pytest.approx(best.data.metrics["cv/acc_mean"])
+    assert best.data.tags["best"] == "true" and parent.data.metrics["sweep/n_complete"] == 2
 
 
 def test_genre_optuna_config_resolves_when_the_sweeper_is_built(tmp_path):

@@ -52,6 +52,12 @@ def test_finished_run_has_params_tags_metrics_and_artifacts(make_cfg, store):
         assert f in files
     models = client.search_logged_models(experiment_ids=[r.info.experiment_id])
     assert [m.source_run_id for m in models] == [r.info.run_id]
+    # the experiment says what it is: a model-training experiment, described by its study and objective
+    exp = client.get_experiment(r.info.experiment_id)
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
+    note = exp.tags["mlflow.note.content"]
+    assert note.startswith("task=genre: Spotify genre classification") and "seed 004" in note
+    assert "Objective: cv/acc_mean (maximize)" in note
 
 
 def test_logged_model_loads_and_predicts(make_cfg, store):
@@ -141,3 +147,23 @@ def test_runs_left_running_by_dead_processes_are_closed_killed(make_cfg, store):
     status = {rid: client.get_run(rid).info.status for rid in
               (stale.info.run_id, alive.info.run_id, elsewhere.info.run_id)}
     assert status == {stale.info.run_id: "KILLED", alive.info.run_id: "RUNNING", elsewhere.info.run_id: "RUNNING"}
+
+
+def test_in_process_jobs_compose_the_same_config_as_the_first(make_cfg, tmp_path, monkeypatch):
+    """mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI; a run restores it, so the next in-process job
+    (a sweep trial) composes logger.tracking_uri as the first did. Machine values are tags, not params."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    store = tmp_path / "store"
+    cfgs = []
+    for _ in range(2):
+        cfg = make_cfg(["task.cv_folds=2", "logger.log_model=false", f"logger.store_dir={store}"])
+        cfgs.append(cfg.logger.tracking_uri)
+        run(cfg)
+    assert cfgs == [None, None] and "MLFLOW_TRACKING_URI" not in __import__("os").environ
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{store}/mlflow.db")
+    rs = client.search_runs([client.get_experiment_by_name("genre").experiment_id])
+    assert len(rs) == 2 and rs[0].data.params == rs[1].data.params
+    assert not [k for k in rs[0].data.params if k.startswith("paths.") or k.startswith("logger.tracking_uri")]
+    assert rs[0].data.tags["config.logger.store_dir"] == str(store)

@@ -110,12 +110,51 @@ def run_tags(cfg: DictConfig, output_dir: Path) -> dict[str, str]:
         except ValueError:
             sweep_id = str(sweep_dir)
         tags.update({"sweep.id": sweep_id, "sweep.dir": str(sweep_dir), "sweep.job_num": info.get("job_num")})
+        from mediaml.tracking.sweep import PARENT_ENV
+
+        if os.environ.get(PARENT_ENV):  # the sweep's parent run (mediaml.tracking.sweep): the UI nests this job
+            tags["mlflow.parentRunId"] = os.environ[PARENT_ENV]
     return {k: str(v) for k, v in tags.items()}
 
 
-def run_name(tags: dict[str, str]) -> str:
-    name = f"{tags['mediaml.model']}-{tags['mediaml.dataset']}"
-    return f"{name}-#{tags['sweep.job_num']}" if "sweep.job_num" in tags else name
+def run_name(tags: dict[str, str], job_overrides: list[str] | None = None) -> str:
+    """What differs first: `#03 random_forest` for an Optuna trial, the swept values (`svc`) for a grid job,
+    `random_forest-spotify_cs98x` for a single run."""
+    if "sweep.job_num" not in tags:
+        return f"{tags['mediaml.model']}-{tags['mediaml.dataset']}"
+    from mediaml.tracking.sweep import SWEPT_ENV
+
+    swept = [k for k in os.environ.get(SWEPT_ENV, "").split(",") if k]
+    if swept:  # a grid: the values this job takes for the swept keys
+        values = dict(o.split("=", 1) for o in (job_overrides or []) if "=" in o)
+        return " ".join(values.get(k, "?") for k in swept)
+    return f"#{int(tags['sweep.job_num']):02d} {tags['mediaml.model']}"
+
+
+# Config keys whose values depend on the machine, not the experiment: tags, not params.
+MACHINE_KEYS = ("paths.", "logger.tracking_uri", "logger.store_dir")
+
+
+def experiment_params(job_cfg: DictConfig) -> tuple[dict, dict[str, str]]:
+    """(params, tags): every resolved config value as a param, except machine-specific ones (absolute paths,
+    the tracking URI), which become `config.<key>` tags; a param value under one of the `paths.*` folders
+    is written relative to it (`${paths.data_dir}/spotify/CS98X.csv`), so sibling runs on other machines
+    log the same values."""
+    flat = flatten(job_cfg)
+    roots = sorted(((k, str(v)) for k, v in flat.items() if k.startswith("paths.") and isinstance(v, str) and v),
+                   key=lambda kv: -len(kv[1]))
+    params, tags = {}, {}
+    for k, v in flat.items():
+        if k.startswith(MACHINE_KEYS):
+            tags[f"config.{k}"] = str(v)
+            continue
+        if isinstance(v, str):
+            for rk, rv in roots:
+                if v == rv or v.startswith(rv.rstrip("/") + "/"):
+                    v = "${" + rk + "}" + v[len(rv.rstrip("/")):]
+                    break
+        params[k] = v
+    return params, tags
 
 
 def distributed_rank() -> int:
@@ -129,8 +168,10 @@ def distributed_rank() -> int:
 
 
 @contextlib.contextmanager
-def tracked_run(cfg: DictConfig, output_dir: Path) -> Iterator[Tracker]:
+def tracked_run(cfg: DictConfig, output_dir: Path, description: str | None = None) -> Iterator[Tracker]:
     """Open the MLflow run for this job (one experiment per task) and yield its Tracker.
+
+    `description` (the study, its seed write-up, its objective) becomes the experiment's note.
 
     A non-zero DDP rank (Lightning re-runs train.py once per extra device) opens no run: it gets an
     inactive Tracker, and rank 0's run is the job's only run.
@@ -152,17 +193,23 @@ def tracked_run(cfg: DictConfig, output_dir: Path) -> Iterator[Tracker]:
     import mlflow
 
     uri = resolve_tracking_uri(cfg.logger.tracking_uri, cfg.logger.store_dir)
+    # mlflow.set_tracking_uri also exports MLFLOW_TRACKING_URI; restored at the end, so the next in-process
+    # sweep job composes the same config (and params) as the first.
+    env_uri = os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(uri)
-    experiment_id = ensure_experiment(uri, cfg.logger.store_dir, cfg.logger.experiment_name)
+    experiment_id = ensure_experiment(uri, cfg.logger.store_dir, cfg.logger.experiment_name, description)
     close_dead_runs(uri, experiment_id)
     tags = run_tags(cfg, output_dir)
-    run = mlflow.start_run(experiment_id=experiment_id, run_name=cfg.logger.run_name or run_name(tags), tags=tags)
+    params, machine_tags = experiment_params(job_cfg)
+    tags.update(machine_tags)
+    run = mlflow.start_run(experiment_id=experiment_id, tags=tags,
+                           run_name=cfg.logger.run_name or run_name(tags, hydra_info().get("overrides")))
     tracker = Tracker(output_dir, run.info.run_id, tracking_uri=uri, experiment_name=cfg.logger.experiment_name)
     log.info("MLflow run %s in experiment %r at %s", run.info.run_id, cfg.logger.experiment_name, uri)
     status = "FAILED"
     try:
         with _sigterm_raises():
-            tracker.log_params(flatten(job_cfg))
+            tracker.log_params(params)
             tracker.log_text(config_yaml, "config/config.yaml")
             hydra_dir = output_dir / ".hydra"
             if hydra_dir.is_dir():
@@ -178,6 +225,10 @@ def tracked_run(cfg: DictConfig, output_dir: Path) -> Iterator[Tracker]:
         raise
     finally:
         mlflow.end_run(status=status)
+        if env_uri is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = env_uri
         log.info("MLflow run %s ended %s", run.info.run_id, status)
 
 

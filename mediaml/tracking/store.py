@@ -32,11 +32,17 @@ def _lock_for(uri: str, store_dir: str | Path) -> FileLock:
     return FileLock(str(Path(store_dir) / ".experiments.lock"))
 
 
-def ensure_experiment(uri: str, store_dir: str | Path, name: str) -> str:
+# MLflow 3 opens an experiment without this tag in its GenAI view (traces, judges, prompts).
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+
+
+def ensure_experiment(uri: str, store_dir: str | Path, name: str, description: str | None = None) -> str:
     """Create the store and the experiment if needed, and return the experiment id.
 
-    Parallel sweep jobs that race to create a new sqlite store (its tables and migrations) or the
-    same experiment fail, so creation is serialised with a file lock beside the database.
+    The experiment is tagged a model-training experiment and, given a `description`, carries it as its
+    note (`mlflow.note.content`, shown on the experiment page). Parallel sweep jobs that race to create a
+    new sqlite store (its tables and migrations) or the same experiment fail, so creation is serialised
+    with a file lock beside the database.
     """
     from mlflow.tracking import MlflowClient
 
@@ -46,6 +52,10 @@ def ensure_experiment(uri: str, store_dir: str | Path, name: str) -> str:
         if exp is not None:
             if exp.lifecycle_stage == "deleted":
                 client.restore_experiment(exp.experiment_id)
+            wanted = {**EXPERIMENT_KIND, **({"mlflow.note.content": description} if description else {})}
+            for k, v in wanted.items():
+                if exp.tags.get(k) != v:
+                    client.set_experiment_tag(exp.experiment_id, k, v)
             return exp.experiment_id
         artifact_location = None
         if uri.startswith("sqlite:///") and uri == project_store_uri(store_dir):
@@ -54,4 +64,5 @@ def ensure_experiment(uri: str, store_dir: str | Path, name: str) -> str:
             # A sqlite store elsewhere (tests, a user's own file): artifacts beside that database.
             db = Path(uri[len("sqlite:///"):])
             artifact_location = (db.parent / "artifacts" / name).as_uri()
-        return client.create_experiment(name, artifact_location=artifact_location)
+        tags = {**EXPERIMENT_KIND, **({"mlflow.note.content": description} if description else {})}
+        return client.create_experiment(name, artifact_location=artifact_location, tags=tags)

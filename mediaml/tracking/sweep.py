@@ -1,0 +1,303 @@
+"""One parent MLflow run per multirun: every `python train.py -m ...` (an Optuna search or a plain grid such as
+`-m model=random_forest,svc`) is one run in the task's experiment, with each job as a nested child.
+
+A Hydra callback (conf/hydra/default.yaml `callbacks.sweep_parent_run`) opens the parent in the sweep's
+main process before any job starts and hands its id to the jobs through the environment
+(`MEDIAML_SWEEP_PARENT_RUN_ID`), which joblib and submitit workers inherit; each job's run then carries
+`mlflow.parentRunId`, so the MLflow UI shows the tree. A rerun of the same sweep (same sweep folder: an
+Optuna study is resumed there) reuses the same parent. When the sweep ends the parent gets:
+
+* params: the search space (`search.<key>`, or `grid.<key>` for a grid), the sampler settings
+  (`sampler.*`), the fixed overrides (`fixed.<key>`);
+* metrics: the best value under the objective's own name, and `sweep/n_complete|n_pruned|n_failed`;
+* tags: `mediaml.role=sweep`, `sweep.id`, and for Optuna `optuna.study_name`, `optuna.storage`,
+  `optuna.direction`, `optuna.best_trial`; the best child run is tagged `best=true`;
+* artifacts: `sweep/trials.csv` (number, state, value, params, duration, child run id) and, for Optuna, the
+  optimization history, param importances, parallel coordinate and slice figures as self-contained HTML
+  (plotly.js inlined, opens offline) and PNG.
+
+It ends FINISHED when the sweep returns, KILLED on Ctrl-C / SIGTERM, FAILED when the sweep raises.
+"""
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from mediaml.config import flatten
+from mediaml.tracking.store import ensure_experiment, resolve_tracking_uri
+
+log = logging.getLogger(__name__)
+
+PARENT_ENV = "MEDIAML_SWEEP_PARENT_RUN_ID"
+SWEPT_ENV = "MEDIAML_SWEPT_KEYS"  # comma-separated override keys a grid varies (names the child runs)
+ROLE_TAG = "mediaml.role"
+
+
+def sweep_id_of(config: DictConfig) -> str:
+    sweep_dir = Path(config.hydra.sweep.dir).resolve()
+    try:
+        return str(sweep_dir.relative_to(Path(config.paths.output_root).resolve()))
+    except ValueError:
+        return str(sweep_dir)
+
+
+def is_optuna(config: DictConfig) -> bool:
+    return "mediaml_optuna_sweeper" in str(config.hydra.sweeper.get("_target_", ""))
+
+
+def split_overrides(config: DictConfig) -> tuple[dict[str, str], dict[str, str]]:
+    """The command line's overrides as (swept key -> sweep expression, fixed key -> value)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    swept, fixed = {}, {}
+    for o in OverridesParser.create().parse_overrides(list(config.hydra.overrides.task)):
+        key = o.get_key_element()
+        value = (o.input_line or "").split("=", 1)[-1]
+        (swept if o.is_sweep_override() else fixed)[key] = value
+    return swept, fixed
+
+
+class SweepParentRun(Callback):
+    """Hydra callback: the parent run of a multirun (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.client = None
+        self.run_id: str | None = None
+        self._ended = False
+        self._before: tuple | None = None
+
+    # -- start -----------------------------------------------------------------------------------
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if not config.logger.get("enabled", False):
+            return
+        from mlflow.tracking import MlflowClient
+
+        uri = resolve_tracking_uri(config.logger.tracking_uri, config.logger.store_dir)
+        experiment_id = ensure_experiment(uri, config.logger.store_dir, config.logger.experiment_name)
+        self.client = client = MlflowClient(uri)
+        sweep_id = sweep_id_of(config)
+        swept, fixed = split_overrides(config)
+        optuna_sweep = is_optuna(config)
+        here = {"mediaml.host": socket.gethostname(), "mediaml.pid": str(os.getpid())}
+        found = client.search_runs([experiment_id], f"tags.`{ROLE_TAG}` = 'sweep' and tags.`sweep.id` = '{sweep_id}'",
+                                   max_results=1)
+        self._before = None
+        if found:  # a rerun of the same sweep (a resumed study): the same parent
+            self.run_id = found[0].info.run_id
+            # A rerun that launches nothing (refused, or all trials done) leaves the parent as it was.
+            self._before = (found[0].info.status, len(children(client, self.run_id, experiment_id)), experiment_id)
+            client.update_run(self.run_id, status="RUNNING")
+            for k, v in here.items():
+                client.set_tag(self.run_id, k, v)
+            log.info("sweep parent run %s resumed", self.run_id)
+        else:
+            if optuna_sweep:
+                name = f"sweep {config.hydra.sweeper.study_name}"
+            else:
+                name = "sweep " + " ".join(f"{k}={v}" for k, v in swept.items()) if swept else "sweep"
+            tags = {ROLE_TAG: "sweep", "sweep.id": sweep_id, "sweep.dir": str(Path(config.hydra.sweep.dir).resolve()),
+                    "mediaml.task": config.task.name, **here}
+            if optuna_sweep:
+                s = config.hydra.sweeper
+                tags.update({"optuna.study_name": s.study_name, "optuna.storage": s.storage or "in memory",
+                             "optuna.direction": s.direction})
+            run = client.create_run(experiment_id, run_name=name, tags=tags)
+            self.run_id = run.info.run_id
+            client.log_batch(self.run_id, params=[_param(k, v) for k, v in self._params(config, swept, fixed).items()])
+            log.info("sweep parent run %s (%s) in experiment %r", self.run_id, name, config.logger.experiment_name)
+        os.environ[PARENT_ENV] = self.run_id
+        os.environ[SWEPT_ENV] = ",".join(swept) if not optuna_sweep else ""
+        self._ended = False
+        atexit.register(self._end_at_exit)
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
+
+    @staticmethod
+    def _params(config: DictConfig, swept: dict[str, str], fixed: dict[str, str]) -> dict[str, Any]:
+        params: dict[str, Any] = {}
+        if is_optuna(config):
+            s = OmegaConf.to_container(config.hydra.sweeper, resolve=True)
+            for k, v in (s.get("params") or {}).items():
+                params[f"search.{k.lstrip('+')}"] = v
+            for k, v in swept.items():
+                params[f"search.{k.lstrip('+')}"] = v
+            params.update({f"sampler.{k}": v for k, v in flatten(s.get("sampler") or {}).items()})
+            if s.get("pruner"):
+                params.update({f"pruner.{k}": v for k, v in flatten(s["pruner"]).items()})
+            params["sweep.n_jobs"] = s.get("n_jobs")
+        else:
+            params.update({f"grid.{k.lstrip('+')}": v for k, v in swept.items()})
+        params.update({f"fixed.{k.lstrip('+')}": v for k, v in fixed.items()
+                       if not k.startswith(("hydra.", "paths.", "logger."))})
+        return params
+
+    # -- end -------------------------------------------------------------------------------------
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        if self.run_id is None:
+            return
+        try:
+            summarise(self.client, self.run_id, config)
+        finally:
+            self._end("FINISHED")
+
+    def _end(self, status: str) -> None:
+        if self._ended or self.run_id is None:
+            return
+        self._ended = True
+        self.client.set_terminated(self.run_id, status=status)
+        os.environ.pop(PARENT_ENV, None)
+        os.environ.pop(SWEPT_ENV, None)
+        log.info("sweep parent run %s ended %s", self.run_id, status)
+
+    def _end_at_exit(self) -> None:
+        """The sweep did not reach on_multirun_end: Ctrl-C / SIGTERM (KILLED) or an error (FAILED)."""
+        if self._ended or self.run_id is None:
+            return
+        status = "KILLED" if isinstance(getattr(sys, "last_value", None), KeyboardInterrupt) else "FAILED"
+        try:
+            if self._before is not None and self._before[0] in ("FINISHED", "FAILED", "KILLED"):
+                previous, n_kids, experiment_id = self._before
+                if len(children(self.client, self.run_id, experiment_id)) == n_kids:
+                    status = previous  # this invocation ran no job: nothing to change
+            self._end(status)
+        except Exception:  # the store may be what failed; nothing more to do at exit
+            log.exception("could not close the sweep parent run")
+
+
+def _sigterm_to_interrupt(signum, frame):
+    raise KeyboardInterrupt(f"received signal {signum}")
+
+
+def _param(key: str, value: Any):
+    from mlflow.entities import Param
+
+    s = "None" if value is None else str(value)
+    return Param(key, s if len(s) <= 6000 else s[:5997] + "...")
+
+
+# -- the summary -------------------------------------------------------------------------------------
+def children(client, parent_id: str, experiment_id: str) -> list:
+    return client.search_runs([experiment_id], f"tags.`mlflow.parentRunId` = '{parent_id}'", max_results=10000)
+
+
+def summarise(client, parent_id: str, config: DictConfig) -> None:
+    """Trials table, best value, counts, best-child tag and (Optuna) figures on the parent run."""
+    import tempfile
+
+    import pandas as pd
+
+    parent = client.get_run(parent_id)
+    metric = str(config.task.objective.metric)
+    kids = {r.data.tags.get("sweep.job_num"): r for r in children(client, parent_id, parent.info.experiment_id)}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        if is_optuna(config):
+            table, best_num, direction, figures = _optuna_table(config, kids, metric, tmp)
+        else:
+            table, best_num, direction, figures = _grid_table(config, kids, metric)
+        table.to_csv(tmp / "trials.csv", index=False)
+        client.log_artifact(parent_id, str(tmp / "trials.csv"), "sweep")
+        for f in figures:
+            client.log_artifact(parent_id, str(f), "sweep/figures")
+    counts = {"sweep/n_complete": int((table["state"] == "COMPLETE").sum()),
+              "sweep/n_pruned": int((table["state"] == "PRUNED").sum()),
+              "sweep/n_failed": int((table["state"] == "FAIL").sum())}
+    from mlflow.entities import Metric, RunTag
+    import time
+
+    now = int(time.time() * 1000)
+    metrics = [Metric(k, float(v), now, 0) for k, v in counts.items()]
+    tags = []
+    for r in kids.values():  # one best child
+        if r.data.tags.get("best") == "true":
+            client.delete_tag(r.info.run_id, "best")
+    if best_num is not None:
+        best_row = table.loc[table["number"] == best_num].iloc[0]
+        metrics.append(Metric(metric, float(best_row["value"]), now, 0))
+        tags.append(RunTag("sweep.best_trial", str(best_num)))
+        if is_optuna(config):
+            tags.append(RunTag("optuna.best_trial", str(best_num)))
+        if isinstance(best_row.get("run_id"), str) and best_row["run_id"]:
+            client.set_tag(best_row["run_id"], "best", "true")
+            tags.append(RunTag("sweep.best_run_id", best_row["run_id"]))
+    tags.append(RunTag("sweep.direction", direction))
+    client.log_batch(parent_id, metrics=metrics, tags=tags)
+
+
+def _grid_table(config: DictConfig, kids: dict, metric: str):
+    import pandas as pd
+
+    direction = str(config.task.objective.direction)
+    rows = []
+    for num, r in sorted(kids.items(), key=lambda kv: int(kv[0]) if str(kv[0]).isdigit() else -1):
+        state = {"FINISHED": "COMPLETE", "FAILED": "FAIL"}.get(r.info.status, r.info.status)
+        dur = (r.info.end_time - r.info.start_time) / 1000 if r.info.end_time else None
+        rows.append({"number": int(num), "state": state, "value": r.data.metrics.get(metric),
+                     "run_name": r.info.run_name, "duration_s": dur, "run_id": r.info.run_id,
+                     "command": r.data.tags.get("command", "")})
+    table = pd.DataFrame(rows, columns=["number", "state", "value", "run_name", "duration_s", "run_id", "command"])
+    done = table[(table["state"] == "COMPLETE") & table["value"].notna()]
+    best = None
+    if len(done):
+        best = int(done.loc[done["value"].idxmax() if direction == "maximize" else done["value"].idxmin(), "number"])
+    return table, best, direction, []
+
+
+def _optuna_table(config: DictConfig, kids: dict, metric: str, tmp: Path):
+    import optuna
+    import pandas as pd
+
+    s = config.hydra.sweeper
+    study = optuna.load_study(study_name=s.study_name, storage=s.storage)
+    rows = []
+    for t in study.trials:
+        dur = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete and t.datetime_start else None
+        kid = kids.get(str(t.number))
+        rows.append({"number": t.number, "state": t.state.name, "value": t.value,
+                     **{f"params.{k}": v for k, v in t.params.items()}, "duration_s": dur,
+                     "run_id": kid.info.run_id if kid is not None else ""})
+    table = pd.DataFrame(rows)
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    best = study.best_trial.number if complete else None
+    return table, best, study.direction.name.lower(), optuna_figures(study, tmp) if complete else []
+
+
+def optuna_figures(study, out: Path) -> list[Path]:
+    """Optuna's optimization history, param importances, parallel coordinate and slice plots as
+    self-contained HTML (plotly.js inlined: no CDN, opens offline) and PNG (matplotlib)."""
+    import warnings
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import optuna.visualization as vis
+    import optuna.visualization.matplotlib as vis_mpl
+
+    written = []
+    for name in ("optimization_history", "param_importances", "parallel_coordinate", "slice"):
+        fn = f"plot_{name}"
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                fig = getattr(vis, fn)(study)
+                fig.write_html(str(out / f"{name}.html"), include_plotlyjs=True, full_html=True)
+                written.append(out / f"{name}.html")
+                ax = getattr(vis_mpl, fn)(study)
+                first = ax.flat[0] if hasattr(ax, "flat") else ax
+                first.figure.savefig(out / f"{name}.png", dpi=100, bbox_inches="tight")
+                plt.close("all")
+                written.append(out / f"{name}.png")
+        except Exception as e:  # e.g. importances of a single trial: skip that figure, keep the others
+            log.warning("sweep figure %s skipped: %s", name, e)
+    return written
