@@ -16,6 +16,7 @@ import numpy as np
 from hydra.utils import get_class
 from omegaconf import DictConfig
 
+from mediaml.pruning import is_pruned, tell_pruned, tell_result
 from mediaml.tasks.base import Task
 from mediaml.tracking.run import hydra_info, tracked_run
 
@@ -68,12 +69,19 @@ def run(cfg: DictConfig) -> float:
     seed_everything(int(cfg.seed))
     task = build_task(cfg)
     task.check_inputs()  # missing files stop the run here, before any work or tracking
-    with tracked_run(cfg, output_dir_for(cfg), description=describe(task, cfg)) as tracker:
-        metrics = task.run(tracker)
     metric = cfg.task.objective.metric
-    if metric not in metrics:
-        raise KeyError(f"task {cfg.task.name!r} did not report its objective metric {metric!r}; "
-                       f"it reported {sorted(metrics)}")
-    value = float(metrics[metric])
+    try:
+        with tracked_run(cfg, output_dir_for(cfg), description=describe(task, cfg)) as tracker:
+            metrics = task.run(tracker)
+            # Inside the run: a job that does not report its objective ends FAILED, not FINISHED.
+            if metric not in metrics:
+                raise KeyError(f"task {cfg.task.name!r} did not report its objective metric {metric!r}; "
+                               f"it reported {sorted(metrics)}")
+            value = float(metrics[metric])
+            tell_result(value)  # an Optuna trial's result reaches its study now (mediaml.pruning)
+    except BaseException as e:
+        if is_pruned(e):
+            tell_pruned()
+        raise
     log.info("objective %s = %.4f", metric, value)
     return value

@@ -36,3 +36,32 @@ def instantiate_callbacks(group: DictConfig | dict | None, **runtime: dict[str, 
         if obj is not None:
             out[name] = obj
     return out
+
+
+def optuna_pruning(monitor: str):
+    """`callbacks.optuna_pruning`: after each validation, report `monitor` to this job's Optuna trial at the
+    epoch; when the study's pruner prunes, training stops at the end of that epoch and the task raises
+    optuna.TrialPruned (`pruned`). None outside an Optuna sweep (mediaml.pruning)."""
+    from mediaml.pruning import is_pruned, pruner_enabled, report
+
+    if not pruner_enabled():
+        return None
+    import lightning.pytorch as pl
+
+    class OptunaPruning(pl.Callback):
+        def __init__(self, monitor: str):
+            self.monitor = monitor
+            self.pruned: BaseException | None = None
+
+        def on_validation_end(self, trainer, pl_module):
+            if trainer.sanity_checking or self.monitor not in trainer.callback_metrics:
+                return
+            try:
+                report(float(trainer.callback_metrics[self.monitor]), trainer.current_epoch)
+            except BaseException as e:
+                if not is_pruned(e):
+                    raise
+                self.pruned = e
+                trainer.should_stop = True
+
+    return OptunaPruning(monitor)

@@ -9,7 +9,9 @@ start-up are stale by construction.
 from __future__ import annotations
 
 import itertools
+import json
 import logging
+import os
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FIXED_ATTR = "fixed_overrides"
+TRIAL_ENV = "MEDIAML_OPTUNA_TRIAL_ID"  # read by mediaml.pruning in the job
 
 
 def run_sweep(sweeper: OptunaSweeper, arguments: list[str]) -> list[Sequence[JobReturn]]:
@@ -46,6 +49,9 @@ def run_sweep(sweeper: OptunaSweeper, arguments: list[str]) -> list[Sequence[Job
         raise HydraException(f"another sweep is running in {sweeper.sweep_dir}; wait for it or stop it") from None
     with lock:
         study = open_study(sweeper, space)
+        if sweeper.storage:  # jobs reach their trial through the storage (mediaml.pruning), in any process
+            os.environ.update({"MEDIAML_OPTUNA_STORAGE": sweeper.storage, "MEDIAML_OPTUNA_STUDY": study.study_name,
+                               "MEDIAML_OPTUNA_PRUNER": json.dumps(sweeper.pruner)})
         returns, n_launched, n_failed = run_trials(sweeper, study, space)
         write_results(sweeper, study)
     if n_launched and n_failed == n_launched:
@@ -56,8 +62,9 @@ def run_sweep(sweeper: OptunaSweeper, arguments: list[str]) -> list[Sequence[Job
 def open_study(sweeper: OptunaSweeper, space: SearchSpace) -> optuna.Study:
     if sweeper.storage and sweeper.storage.startswith("sqlite:///"):
         Path(sweeper.storage[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    pruner = instantiate(sweeper.pruner) if sweeper.pruner else None
     study = optuna.create_study(storage=sweeper.storage, study_name=sweeper.study_name,
-                                direction=sweeper.direction, load_if_exists=True)
+                                direction=sweeper.direction, load_if_exists=True, pruner=pruner)
     check_same_study(sweeper, study, space)
     study.set_user_attr(FIXED_ATTR, sorted(space.fixed))
     study.sampler = make_sampler(sweeper.sampler, n_previous=len(study.trials))
@@ -106,7 +113,7 @@ def make_sampler(config: dict[str, Any], n_previous: int) -> optuna.samplers.Bas
 
 def run_trials(sweeper: OptunaSweeper, study: optuna.Study,
                space: SearchSpace) -> tuple[list[Sequence[JobReturn]], int, int]:
-    n_complete = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    n_complete = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
     n_todo = max(sweeper.n_trials - n_complete, 0)
     log.info("Study %r (%s): %d/%d trials complete, running %d, %d at a time. Sweep dir: %s",
              study.study_name, sweeper.storage or "in memory", n_complete, sweeper.n_trials, n_todo,
@@ -119,15 +126,18 @@ def run_trials(sweeper: OptunaSweeper, study: optuna.Study,
             for _ in range(min(sweeper.n_jobs, n_todo - n_launched)):
                 trials.append(study.ask(space.distributions))
             results = launch(sweeper, trials, space)
-        except BaseException:  # Ctrl-C, or the launcher itself failed: these trials never reported
-            for trial in trials:
+        except BaseException:  # Ctrl-C, or the launcher itself failed
+            # Trials whose job already told its result (mediaml.pruning) keep it; only the others never
+            # reported: FAIL, and their params queued to run first next time.
+            lost = [t for t in trials if not study._storage.get_trial(t._trial_id).state.is_finished()]
+            for trial in lost:
                 study.tell(trial, state=TrialState.FAIL)
                 study.enqueue_trial(trial.params)
             log.warning("sweep stopped: trials %s marked FAIL and queued to run first on the next run",
-                        [t.number for t in trials])
+                        [t.number for t in lost])
             raise
         for trial, result in zip(trials, results):
-            n_failed += tell(study, trial, result) != TrialState.COMPLETE
+            n_failed += tell(study, trial, result) not in (TrialState.COMPLETE, TrialState.PRUNED)
         n_launched += len(trials)
         returns.append(results)
     return returns, n_launched, n_failed
@@ -141,14 +151,22 @@ def launch(sweeper: OptunaSweeper, trials: list[Trial], space: SearchSpace) -> l
     results: list[JobReturn] = []
     for _, group in itertools.groupby(enumerate(trials), key=lambda it: it[1].number - it[0]):
         run = [trial for _, trial in group]
-        results += sweeper.launcher.launch([space.overrides(t.params) for t in run],
-                                           initial_job_idx=run[0].number)
+        # Each job's trial id in its own environment (Hydra applies hydra.job.env_set in the job's process).
+        results += sweeper.launcher.launch([space.overrides(t.params) + [f"++hydra.job.env_set.{TRIAL_ENV}={t._trial_id}"]
+                                            for t in run], initial_job_idx=run[0].number)
     return results
 
 
 def tell(study: optuna.Study, trial: Trial, result: JobReturn) -> TrialState:
+    """The job's result to the study, unless the job already told it (mediaml.pruning: COMPLETE or PRUNED
+    as soon as the job ended, whatever the launcher's batching)."""
+    done = study._storage.get_trial(trial._trial_id).state
+    if done.is_finished():
+        return done
     try:
         value = float(result.return_value)  # return_value re-raises the job's exception
+    except optuna.TrialPruned:
+        return study.tell(trial, state=TrialState.PRUNED).state
     except Exception as e:
         log.error("trial %d failed (%s: %s); the sweep goes on", trial.number, type(e).__name__, e)
         trial.set_user_attr("error", f"{type(e).__name__}: {e}"[:1000])

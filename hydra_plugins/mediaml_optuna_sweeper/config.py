@@ -26,6 +26,10 @@ class OptunaSweeperConf:
     sampler: Dict[str, Any] = field(
         default_factory=lambda: {"_target_": "optuna.samplers.TPESampler", "seed": None}
     )
+    # A `_target_` config of an Optuna pruner (optuna.pruners.MedianPruner, HyperbandPruner,
+    # SuccessiveHalvingPruner, ...); empty or null: no pruning. Jobs report through mediaml.pruning.
+    #   ++hydra.sweeper.pruner._target_=optuna.pruners.MedianPruner
+    pruner: Optional[Dict[str, Any]] = field(default_factory=dict)
 
 
 ConfigStore.instance().store(

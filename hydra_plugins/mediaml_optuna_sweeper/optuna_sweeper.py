@@ -12,7 +12,8 @@ from omegaconf import DictConfig, OmegaConf
 
 class OptunaSweeper(Sweeper):
     def __init__(self, n_trials: int, direction: str, storage: Optional[str], study_name: Optional[str],
-                 n_jobs: int, sampler: DictConfig, params: Optional[DictConfig] = None) -> None:
+                 n_jobs: int, sampler: DictConfig, params: Optional[DictConfig] = None,
+                 pruner: Optional[DictConfig] = None) -> None:
         if direction not in ("minimize", "maximize"):
             raise ValueError(f"hydra.sweeper.direction must be minimize or maximize, not {direction!r}")
         if n_jobs < 1:
@@ -24,6 +25,7 @@ class OptunaSweeper(Sweeper):
         self.n_jobs = n_jobs
         self.sampler = OmegaConf.to_container(sampler, resolve=True)
         self.params = OmegaConf.to_container(params, resolve=True) if params else {}
+        self.pruner = OmegaConf.to_container(pruner, resolve=True) if pruner else None
         self.hydra_context: Optional[HydraContext] = None
         self.config: Optional[DictConfig] = None
         self.launcher = None

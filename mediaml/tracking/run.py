@@ -220,8 +220,14 @@ def tracked_run(cfg: DictConfig, output_dir: Path, description: str | None = Non
         status = "KILLED"
         _log_traceback(tracker)
         raise
-    except BaseException:
-        _log_traceback(tracker)
+    except BaseException as e:
+        from mediaml.pruning import is_pruned
+
+        if is_pruned(e):  # stopped on purpose by the sweep's pruner: KILLED, and the tag says why
+            status = "KILLED"
+            tracker.set_tags({"optuna.state": "PRUNED", "optuna.pruned": str(e)})
+        else:
+            _log_traceback(tracker)
         raise
     finally:
         mlflow.end_run(status=status)

@@ -21,6 +21,7 @@ from sklearn.model_selection import StratifiedKFold, cross_validate, train_test_
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
+from mediaml.pruning import report
 from mediaml.tasks.base import DatasetTask
 from mediaml.tracking.tracker import Tracker
 
@@ -54,9 +55,16 @@ class GenreTask(DatasetTask):
             warnings.simplefilter("ignore", RuntimeWarning)
             start = time.perf_counter()
             cv = StratifiedKFold(n_splits=int(t.cv_folds), shuffle=True, random_state=int(self.cfg.seed))
-            scores = cross_validate(pipe, X_tr, y_tr, cv=cv, error_score="raise",
-                                    scoring={"acc": "accuracy", "balanced_acc": "balanced_accuracy",
-                                             "f1_macro": "f1_macro"})
+            scoring = {"acc": "accuracy", "balanced_acc": "balanced_accuracy", "f1_macro": "f1_macro"}
+            # The objective's CV score (cv/<name>_mean), reported after each fold to an Optuna trial's pruner.
+            objective = str(t.objective.metric)
+            watched = objective[3:-5] if objective.startswith("cv/") and objective.endswith("_mean") else "acc"
+            scores: dict[str, list[float]] = {f"test_{k}": [] for k in scoring}
+            for fold, split in enumerate(cv.split(X_tr, y_tr)):  # the folds cross_validate would use
+                one = cross_validate(pipe, X_tr, y_tr, cv=[split], error_score="raise", scoring=scoring)
+                for k in scoring:
+                    scores[f"test_{k}"].append(float(one[f"test_{k}"][0]))
+                report(float(np.mean(scores[f"test_{watched}"])), fold)  # raises TrialPruned when pruned
             cv_s = time.perf_counter() - start
             start = time.perf_counter()
             pipe.fit(X_tr, y_tr)

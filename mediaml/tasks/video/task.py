@@ -146,6 +146,9 @@ class VideoTask(DatasetTask):
                 raise KeyboardInterrupt("training interrupted") from None
             raise
         fit_s = time.perf_counter() - start
+        pruning = named.get("optuna_pruning")
+        if pruning is not None and pruning.pruned is not None:  # the sweep's pruner stopped this trial
+            raise pruning.pruned
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith(("val/", "train/"))}
 
         # Read now: trainer.test(ckpt_path="best") reloads the callback's state saved in that checkpoint.

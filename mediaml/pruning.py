@@ -1,0 +1,111 @@
+"""The job's side of an Optuna trial: report intermediate values, stop when the pruner says so, and tell the
+study the job's result as soon as the job ends.
+
+Our sweeper (hydra_plugins/mediaml_optuna_sweeper) puts the study's storage and name in the environment of
+the sweep (`MEDIAML_OPTUNA_STORAGE`, `MEDIAML_OPTUNA_STUDY`, `MEDIAML_OPTUNA_PRUNER`, inherited by joblib /
+submitit workers) and
+each job's trial id in that job's environment (`hydra.job.env_set.MEDIAML_OPTUNA_TRIAL_ID`), so a job reaches
+its trial through the storage, in the sweep's process or in another. Outside an Optuna sweep every
+function here does nothing.
+
+    trial = current_trial()                   # None outside a sweep
+    report(value, step)                       # raises optuna.TrialPruned when the pruner says stop
+    mediaml.training.optuna_pruning(monitor)  # the same as a Lightning callback (callbacks.optuna_pruning)
+
+Pruned trials: Optuna state PRUNED (they count toward n_trials, their value is never the best); the job's
+MLflow run ends KILLED with the tag `optuna.state=PRUNED` (KILLED: stopped before its end on purpose).
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import os
+
+log = logging.getLogger(__name__)
+
+STORAGE_ENV = "MEDIAML_OPTUNA_STORAGE"
+STUDY_ENV = "MEDIAML_OPTUNA_STUDY"
+TRIAL_ENV = "MEDIAML_OPTUNA_TRIAL_ID"
+
+
+PRUNER_ENV = "MEDIAML_OPTUNA_PRUNER"  # the sweep's hydra.sweeper.pruner as JSON (null: never prune)
+
+
+@functools.lru_cache(maxsize=4)
+def _study(storage: str, name: str, pruner_json: str = "null"):
+    import json
+
+    import optuna
+    from hydra.utils import instantiate
+
+    spec = json.loads(pruner_json or "null")
+    # A loaded study does not know the sweep's pruner (Optuna does not store it): build the same one.
+    pruner = instantiate(spec) if spec else optuna.pruners.NopPruner()
+    return optuna.load_study(study_name=name, storage=storage, pruner=pruner)
+
+
+def _job_study():
+    return _study(os.environ[STORAGE_ENV], os.environ[STUDY_ENV], os.environ.get(PRUNER_ENV, "null"))
+
+
+def current_trial():
+    """This job's `optuna.Trial`, or None outside an Optuna sweep with a storage."""
+    storage, name, trial_id = (os.environ.get(v) for v in (STORAGE_ENV, STUDY_ENV, TRIAL_ENV))
+    if not (storage and name and trial_id and trial_id.isdigit()):
+        return None
+    import optuna
+
+    return optuna.trial.Trial(_job_study(), int(trial_id))
+
+
+def is_pruned(exc: BaseException) -> bool:
+    """Whether `exc` is Optuna's TrialPruned (without importing Optuna in a run that never used it)."""
+    import sys
+
+    optuna = sys.modules.get("optuna")
+    return optuna is not None and isinstance(exc, optuna.TrialPruned)
+
+
+def report(value: float, step: int) -> None:
+    """Report an intermediate objective value; raise optuna.TrialPruned if the study's pruner prunes."""
+    trial = current_trial()
+    if trial is None:
+        return
+    import optuna
+
+    trial.report(float(value), int(step))
+    if trial.should_prune():
+        log.info("trial %d pruned at step %d (value %.4f)", trial.number, step, value)
+        raise optuna.TrialPruned(f"trial {trial.number} pruned at step {step} (value {value:.6g})")
+
+
+def tell_result(value: float) -> None:
+    """Tell the study this job's objective now (the sweeper then finds the trial finished), so a sweep
+    interrupted later keeps it whatever its launcher batches."""
+    trial = current_trial()
+    if trial is None:
+        return
+    import optuna
+
+    study = _job_study()
+    state = study._storage.get_trial(trial._trial_id).state
+    if state == optuna.trial.TrialState.RUNNING:
+        study.tell(trial.number, float(value))
+
+
+def tell_pruned() -> None:
+    """Mark this job's trial PRUNED now (a job that raised optuna.TrialPruned)."""
+    trial = current_trial()
+    if trial is None:
+        return
+    import optuna
+
+    study = _job_study()
+    if study._storage.get_trial(trial._trial_id).state == optuna.trial.TrialState.RUNNING:
+        study.tell(trial.number, state=optuna.trial.TrialState.PRUNED)
+
+
+def pruner_enabled() -> bool:
+    """Whether this job runs as an Optuna trial that can report (any pruner; Optuna's default NopPruner
+    never prunes)."""
+    return current_trial() is not None
