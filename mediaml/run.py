@@ -78,7 +78,9 @@ def run(cfg: DictConfig) -> float:
                 raise KeyError(f"task {cfg.task.name!r} did not report its objective metric {metric!r}; "
                                f"it reported {sorted(metrics)}")
             value = float(metrics[metric])
-            tell_result(value)  # an Optuna trial's result reaches its study now (mediaml.pruning)
+        # The run is FINISHED; an Optuna trial's result reaches its study now, before its batch ends
+        # (mediaml.pruning). Killed in between, the sweep's rerun reads the value from this run.
+        tell_result(value)
     except BaseException as e:
         if is_pruned(e):
             tell_pruned()

@@ -286,3 +286,30 @@ def test_pruner_prunes_bad_trials_after_a_fold_and_they_count_toward_n_trials(tm
     assert parent.data.metrics["sweep/n_pruned"] == states.count("PRUNED")
     assert parent.data.metrics["cv/acc_mean"] == pytest.approx(study.best_value)
     assert parent.data.params["pruner._target_"] == "optuna.pruners.ThresholdPruner"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
+def test_interrupted_joblib_sweep_loses_no_finished_trial_and_repeats_none(tmp_path, sig):
+    """Kill a 2-at-a-time joblib sweep once its first trial has finished, rerun it: exactly n_trials COMPLETE
+    trials and as many FINISHED child runs, one per trial (jobs tell their own result as they end)."""
+    args = (*OPTUNA, "hydra.sweeper.n_trials=4", "hydra/launcher=joblib", "hydra.sweeper.n_jobs=2")
+    proc = subprocess.Popen(command(tmp_path, *args), cwd=REPO, env=env(tmp_path), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 180
+    while n_complete(tmp_path / SWEEP_ID / "optuna.db") < 1:
+        assert proc.poll() is None and time.monotonic() < deadline, "no trial completed"
+        time.sleep(0.05)
+    os.killpg(proc.pid, sig)
+    proc.wait(timeout=60)
+    before = {t.number for t in trials(tmp_path) if t.state.name == "COMPLETE"}
+    assert before  # the finished trial kept its result
+    train(tmp_path, *args)
+    done = trials(tmp_path)
+    complete = sorted(t.number for t in done if t.state.name == "COMPLETE")
+    assert len(complete) == 4 and before <= set(complete)
+    finished = sorted(int(r.data.tags["sweep.job_num"]) for r in runs(tmp_path) if r.info.status == "FINISHED")
+    assert finished == complete  # one FINISHED run per COMPLETE trial, none repeated
+    assert "RUNNING" not in statuses(tmp_path)
+    (parent,) = parents(tmp_path)
+    assert parent.info.status == "FINISHED" and parent.data.metrics["sweep/n_complete"] == 4

@@ -97,6 +97,8 @@ class SweepParentRun(Callback):
             # A rerun that launches nothing (refused, or all trials done) leaves the parent as it was.
             self._before = (found[0].info.status, len(children(client, self.run_id, experiment_id)), experiment_id)
             client.update_run(self.run_id, status="RUNNING")
+            if optuna_sweep:
+                recover_finished_trials(client, self.run_id, experiment_id, config)
             for k, v in here.items():
                 client.set_tag(self.run_id, k, v)
             log.info("sweep parent run %s resumed", self.run_id)
@@ -172,6 +174,32 @@ class SweepParentRun(Callback):
             self._end(status)
         except Exception:  # the store may be what failed; nothing more to do at exit
             log.exception("could not close the sweep parent run")
+
+
+def recover_finished_trials(client, parent_id: str, experiment_id: str, config: DictConfig) -> list[int]:
+    """A trial left RUNNING whose job's run ended FINISHED with its objective (the sweep was killed between
+    the two): tell the study that value, so the rerun neither loses nor repeats it."""
+    import optuna
+
+    s = config.hydra.sweeper
+    if not s.storage:
+        return []
+    try:
+        study = optuna.load_study(study_name=s.study_name, storage=s.storage)
+    except KeyError:  # no such study yet
+        return []
+    metric = str(config.task.objective.metric)
+    kids = {r.data.tags.get("sweep.job_num"): r for r in children(client, parent_id, experiment_id)
+            if r.info.status == "FINISHED" and metric in r.data.metrics}
+    told = []
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        run = kids.get(str(t.number))
+        if run is not None:
+            study.tell(t.number, float(run.data.metrics[metric]))
+            told.append(t.number)
+    if told:
+        log.warning("trials %s had finished (their runs are FINISHED) when the sweep was killed: told COMPLETE", told)
+    return told
 
 
 def _sigterm_to_interrupt(signum, frame):
