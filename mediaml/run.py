@@ -72,12 +72,14 @@ def run(cfg: DictConfig) -> float:
     metric = cfg.task.objective.metric
     try:
         with tracked_run(cfg, output_dir_for(cfg), description=describe(task, cfg)) as tracker:
+            task.log_input(tracker)
             metrics = task.run(tracker)
             # Inside the run: a job that does not report its objective ends FAILED, not FINISHED.
             if metric not in metrics:
                 raise KeyError(f"task {cfg.task.name!r} did not report its objective metric {metric!r}; "
                                f"it reported {sorted(metrics)}")
             value = float(metrics[metric])
+            tracker.log_metrics({"objective": value})  # the same name in every task, for the run table
         # The run is FINISHED; an Optuna trial's result reaches its study now, before its batch ends
         # (mediaml.pruning). Killed in between, the sweep's rerun reads the value from this run.
         tell_result(value)

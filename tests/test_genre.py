@@ -169,3 +169,21 @@ def test_another_table_is_a_new_dataset_config_not_new_code(make_cfg, tmp_path, 
                     tmp_path)
     assert m["data/n_classes"] == 3 and m["data/rows_kept"] == 200
     assert m["test/acc"] > 0.8
+
+
+def test_fold_by_fold_cv_equals_one_cross_validate_call(make_cfg, tmp_path):
+    """The task scores CV one fold at a time (to report to a pruner); the numbers are sklearn's own."""
+    from hydra.utils import instantiate
+    from sklearn.model_selection import StratifiedKFold, cross_validate, train_test_split
+
+    from mediaml.tasks.genre.task import build_pipeline
+
+    cfg = make_cfg(["model=logistic_regression", "task.cv_folds=4", "task.scaler=standard", "logger=none"])
+    m = GenreTask(cfg).run(Tracker(tmp_path / "out"))
+    table = instantiate(cfg.dataset, _convert_="all").load()
+    X_tr, _, y_tr, _ = train_test_split(table.X, table.y, test_size=0.2, random_state=0, stratify=None)
+    model = instantiate({k: v for k, v in dict(cfg.model).items() if k != "tasks"}, _convert_="all")
+    ref = cross_validate(build_pipeline("standard", model), X_tr, y_tr, scoring=["accuracy", "f1_macro"],
+                         cv=StratifiedKFold(n_splits=4, shuffle=True, random_state=0))
+    assert m["cv/acc_mean"] == pytest.approx(ref["test_accuracy"].mean(), abs=1e-12)
+    assert m["cv/f1_macro_std"] == pytest.approx(ref["test_f1_macro"].std(), abs=1e-12)

@@ -52,6 +52,11 @@ def test_finished_run_has_params_tags_metrics_and_artifacts(make_cfg, store):
         assert f in files
     models = client.search_logged_models(experiment_ids=[r.info.experiment_id])
     assert [m.source_run_id for m in models] == [r.info.run_id]
+    # the objective under a stable name, and the data set in the Datasets column (synthetic: its generator)
+    assert r.data.metrics["objective"] == pytest.approx(value)
+    (ds,) = [d.dataset for d in r.inputs.dataset_inputs]
+    assert ds.name == "synthetic_genre" and ds.source_type == "code" and "SyntheticGenreDataset" in ds.source
+    assert len(ds.digest) == 16
     # the experiment says what it is: a model-training experiment, described by its study and objective
     exp = client.get_experiment(r.info.experiment_id)
     assert exp.tags["mlflow.experimentKind"] == "custom_model_development"

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import abc
+import os
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,9 @@ class Task(abc.ABC):
     def check_inputs(self) -> None:
         """Raise a clear error (missing file, ...) before any work is done. Default: nothing to check."""
 
+    def log_input(self, tracker: Tracker) -> None:
+        """Record which data the run reads (MLflow's Datasets column). Default: nothing."""
+
     @abc.abstractmethod
     def run(self, tracker: Tracker) -> dict[str, float]:
         """Load data, fit, evaluate, log through `tracker`; return the metrics (objective included)."""
@@ -91,3 +95,25 @@ class DatasetTask(Task):
 
     def check_inputs(self) -> None:
         self.dataset.check()
+
+    def log_input(self, tracker: Tracker) -> None:
+        """The dataset config's name, the files it names under `data_dir` (or its generator for a synthetic
+        set) and a digest of the experiment-relevant config and those files' sizes."""
+        import hashlib
+        import json
+
+        spec = OmegaConf.to_container(self.cfg.dataset, resolve=True)
+        data_dir = Path(str(spec.get("data_dir"))) if spec.get("data_dir") else None
+        files = []
+        if data_dir is not None:
+            for k, v in spec.items():
+                if isinstance(v, str) and k != "data_dir" and v and (data_dir / v).exists():
+                    files.append(data_dir / v)
+        h = hashlib.sha256(json.dumps({k: v for k, v in spec.items() if k != "data_dir"}, sort_keys=True,
+                                      default=str).encode())
+        for f in files:
+            sizes = [f.stat().st_size] if f.is_file() else sorted(q.stat().st_size for q in f.rglob("*") if q.is_file())
+            h.update(f"{f.relative_to(data_dir)}:{sum(sizes)}:{len(sizes)}".encode())
+        tracker.log_input(name=str(spec.get("name", "dataset")), digest=h.hexdigest()[:16],
+                          source=os.path.commonpath([str(f) for f in files]) if files else None,
+                          generator=None if files else str(spec.get("_target_")))

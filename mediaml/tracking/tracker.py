@@ -62,6 +62,24 @@ class Tracker:
 
             mlflow.set_tags({k: str(v) for k, v in tags.items()})
 
+    def log_input(self, name: str, digest: str, source: str | None = None, generator: str | None = None) -> None:
+        """The data set the run reads, shown in MLflow's Datasets column: a file or folder, or the code that
+        generates a synthetic one."""
+        if not self.active:
+            return
+        import mlflow
+        from mlflow.data.meta_dataset import MetaDataset
+
+        if source is not None:
+            from mlflow.data.dataset_source_registry import resolve_dataset_source
+
+            src = resolve_dataset_source(Path(source).resolve().as_uri())
+        else:
+            from mlflow.data.code_dataset_source import CodeDatasetSource
+
+            src = CodeDatasetSource(tags={"generator": generator or "unknown"})
+        mlflow.log_input(MetaDataset(source=src, name=name, digest=digest), context="data")
+
     # -- files -------------------------------------------------------------------------------
     def path(self, name: str) -> Path:
         """Where an artifact named `name` (e.g. "val/confusion_matrix.png") is written locally."""
