@@ -313,3 +313,24 @@ def test_interrupted_joblib_sweep_loses_no_finished_trial_and_repeats_none(tmp_p
     assert "RUNNING" not in statuses(tmp_path)
     (parent,) = parents(tmp_path)
     assert parent.info.status == "FINISHED" and parent.data.metrics["sweep/n_complete"] == 4
+
+
+def test_a_sweep_whose_trials_all_fail_ends_its_parent_failed(tmp_path):
+    proc = train(tmp_path, *OPTUNA, "hydra.sweeper.n_trials=2", "task.scaler=nonsense", check=False)
+    assert proc.returncode != 0 and "all 2 trials of this sweep failed" in proc.stderr
+    assert statuses(tmp_path) == ["FAILED", "FAILED"]
+    (parent,) = parents(tmp_path)
+    assert parent.info.status == "FAILED"
+
+
+@pytest.mark.slow
+def test_pruning_reaches_trials_in_joblib_workers(tmp_path):
+    """The same pruning as in-process, with the trials in loky worker processes."""
+    args = (*OPTUNA, "hydra.sweeper.n_trials=2", "hydra/launcher=joblib", "hydra.sweeper.n_jobs=2",
+            "++hydra.sweeper.pruner._target_=optuna.pruners.ThresholdPruner", "++hydra.sweeper.pruner.lower=1.5")
+    train(tmp_path, *args)
+    done = trials(tmp_path)
+    assert [t.state.name for t in done] == ["PRUNED", "PRUNED"]  # CV accuracy < 1.5 after the first fold
+    assert all(list(t.intermediate_values) == [0] for t in done)
+    assert sorted(r.info.status for r in runs(tmp_path)) == ["KILLED", "KILLED"]
+    assert {r.data.tags["optuna.state"] for r in runs(tmp_path)} == {"PRUNED"}

@@ -95,6 +95,10 @@ def test_sweep_is_a_tree_in_the_ui_and_compares_its_swept_params(server, tmp_pat
         ids = json.dumps([r.info.run_id for r in kids])
         b.open(f"{server}/#/compare-runs?runs={ids}&experiments=[\"{exp}\"]")
         b.wait_for("document.querySelector('button[aria-label=\"Parameters - Show diff only\"]') ? 1 : null", timeout=60)
+        # the parallel-coordinates plot leads with the objective, not with a data/* count
+        b.wait_for("document.body.innerText.includes('Metrics:') ? 1 : null", timeout=30)
+        text = b.eval("document.body.innerText")
+        assert text.split("Metrics:", 1)[1].split()[0] == "cv/acc_mean", text.split("Metrics:", 1)[1][:200]
         b.eval("document.querySelector('button[aria-label=\"Parameters - Show diff only\"]').click()")
         b.pump(1)
         rows = b.eval("Array.from(document.querySelectorAll('table.mlflow-compare-run-table')[1].rows)"

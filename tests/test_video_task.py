@@ -181,3 +181,30 @@ def test_debug_fdr_is_one_batch_per_stage(make_cfg, shared_cache, tmp_path):
     assert m["train/epochs"] == 1 and "test/acc" in m  # one batch each, whatever max_epochs says
     assert not list((tmp_path / "out").rglob("*.ckpt"))  # fast_dev_run writes no checkpoint
     assert "trainer" not in make_cfg(["task=genre", "debug=fdr"])  # no Lightning keys in a genre debug run
+
+
+@pytest.mark.slow
+def test_a_pruned_video_trial_stops_after_its_first_validation(tmp_path):
+    """video_optuna on synthetic clips with a pruner that prunes any value below 1.1: every trial reports
+    val/acc_best after epoch 0 and stops there (3 epochs asked); its run ends KILLED, optuna.state=PRUNED."""
+    import os
+
+    import optuna
+
+    out = tmp_path / "out"
+    cmd = [sys.executable, "train.py", "-m", "task=video", "hparams_search=video_optuna", "dataset=synthetic_clips",
+           "hydra.sweeper.n_trials=2", *FAST, "trainer.max_epochs=3", "dataset.n_per_class={train: 6, val: 4, test: 4}",
+           "++hydra.sweeper.pruner._target_=optuna.pruners.ThresholdPruner", "++hydra.sweeper.pruner.lower=1.1",
+           f"paths.output_root={out}", f"paths.cache_dir={tmp_path / 'cache'}"]
+    env = dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path}/mlflow.db")
+    r = subprocess.run(cmd, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    study = optuna.load_study(study_name="video_optuna_synthetic_clips",
+                              storage=f"sqlite:///{out}/video/sweeps/video_optuna_synthetic_clips/optuna.db")
+    assert [t.state.name for t in study.trials] == ["PRUNED", "PRUNED"]
+    assert all(list(t.intermediate_values) == [0] for t in study.trials)  # one epoch of three
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    kids = [x for x in client.search_runs([client.get_experiment_by_name("video").experiment_id])
+            if x.data.tags.get("mediaml.role") != "sweep"]
+    assert sorted(x.info.status for x in kids) == ["KILLED", "KILLED"]
+    assert {x.data.tags["optuna.state"] for x in kids} == {"PRUNED"}

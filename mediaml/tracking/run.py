@@ -205,6 +205,7 @@ def tracked_run(cfg: DictConfig, output_dir: Path, description: str | None = Non
     run = mlflow.start_run(experiment_id=experiment_id, tags=tags,
                            run_name=cfg.logger.run_name or run_name(tags, hydra_info().get("overrides")))
     tracker = Tracker(output_dir, run.info.run_id, tracking_uri=uri, experiment_name=cfg.logger.experiment_name)
+    tracker.defer = True  # scalar metrics go out when the run ends, the objective first (Tracker.flush)
     log.info("MLflow run %s in experiment %r at %s", run.info.run_id, cfg.logger.experiment_name, uri)
     status = "FAILED"
     try:
@@ -230,6 +231,11 @@ def tracked_run(cfg: DictConfig, output_dir: Path, description: str | None = Non
             _log_traceback(tracker)
         raise
     finally:
+        try:
+            tracker.flush(first=[str(cfg.task.objective.metric), "objective"])
+        except Exception:  # the store itself may be what failed; the run still ends with its status
+            log.exception("could not log the run's metrics")
+            status = "FAILED"
         mlflow.end_run(status=status)
         if env_uri is None:
             os.environ.pop("MLFLOW_TRACKING_URI", None)

@@ -32,6 +32,10 @@ class Tracker:
         self.artifact_dir.mkdir(parents=True, exist_ok=True)
         self.run_id = run_id
         self.metrics: dict[str, float] = {}
+        # Set by the run's lifecycle: scalar metrics (no step) are sent when the run ends, the objective
+        # first, so MLflow's compare view and run table lead with the result, not with data/* counts.
+        self.defer = False
+        self._pending: dict[str, float] = {}
 
     @property
     def active(self) -> bool:
@@ -52,9 +56,24 @@ class Tracker:
         clean = {k: float(v) for k, v in metrics.items() if v is not None and np.isfinite(float(v))}
         self.metrics.update(clean)
         if self.active and clean:
+            if step is None and self.defer:
+                self._pending.update(clean)
+                return
             import mlflow
 
             mlflow.log_metrics(clean, step=step, run_id=self.run_id)
+
+    def flush(self, first: Sequence[str] = ()) -> None:
+        """Send the deferred scalar metrics, the keys in `first` before the others."""
+        if not (self.active and self._pending):
+            return
+        import mlflow
+
+        keys = [k for k in first if k in self._pending] + [k for k in self._pending if k not in first]
+        items = [(k, self._pending[k]) for k in keys]
+        for i in range(0, len(items), 1000):  # MLflow takes at most 1000 metrics per batch
+            mlflow.log_metrics(dict(items[i:i + 1000]), run_id=self.run_id)
+        self._pending.clear()
 
     def set_tags(self, tags: dict[str, Any]) -> None:
         if self.active:
