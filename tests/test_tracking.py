@@ -90,6 +90,13 @@ def test_forced_failure_ends_failed_with_traceback(make_cfg, store):
     assert "forced failure for the test" in text
 
 
+def test_a_job_without_its_objective_ends_failed(make_cfg, store):
+    with pytest.raises(KeyError, match="did not report its objective metric 'cv/acc_mean'"):
+        run(make_cfg(["task._target_=fake_tasks.SilentTask"]))
+    client, r = only_run(store)
+    assert r.info.status == "FAILED" and r.data.metrics["train/loss"] == 1.0
+
+
 def test_ctrl_c_ends_killed(make_cfg, store):
     with pytest.raises(KeyboardInterrupt):
         run(make_cfg(["task._target_=fake_tasks.InterruptedTask"]))
