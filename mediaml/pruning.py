@@ -21,14 +21,9 @@ import functools
 import logging
 import os
 
+from hydra_plugins.mediaml_optuna_sweeper.config import PRUNER_ENV, STORAGE_ENV, STUDY_ENV, TRIAL_ENV
+
 log = logging.getLogger(__name__)
-
-STORAGE_ENV = "MEDIAML_OPTUNA_STORAGE"
-STUDY_ENV = "MEDIAML_OPTUNA_STUDY"
-TRIAL_ENV = "MEDIAML_OPTUNA_TRIAL_ID"
-
-
-PRUNER_ENV = "MEDIAML_OPTUNA_PRUNER"  # the sweep's hydra.sweeper.pruner as JSON (null: never prune)
 
 
 @functools.lru_cache(maxsize=4)
@@ -79,30 +74,24 @@ def report(value: float, step: int) -> None:
         raise optuna.TrialPruned(f"trial {trial.number} pruned at step {step} (value {value:.6g})")
 
 
+def _tell(**result) -> None:
+    """Tell this job's trial `result` (a value, or a state) unless it is already finished."""
+    trial = current_trial()
+    if trial is not None:
+        trial.study.tell(trial.number, skip_if_finished=True, **result)
+
+
 def tell_result(value: float) -> None:
     """Tell the study this job's objective now (the sweeper then finds the trial finished), so a sweep
     interrupted later keeps it whatever its launcher batches."""
-    trial = current_trial()
-    if trial is None:
-        return
-    import optuna
-
-    study = _job_study()
-    state = study._storage.get_trial(trial._trial_id).state
-    if state == optuna.trial.TrialState.RUNNING:
-        study.tell(trial.number, float(value))
+    _tell(values=float(value))
 
 
 def tell_pruned() -> None:
     """Mark this job's trial PRUNED now (a job that raised optuna.TrialPruned)."""
-    trial = current_trial()
-    if trial is None:
-        return
     import optuna
 
-    study = _job_study()
-    if study._storage.get_trial(trial._trial_id).state == optuna.trial.TrialState.RUNNING:
-        study.tell(trial.number, state=optuna.trial.TrialState.PRUNED)
+    _tell(state=optuna.trial.TrialState.PRUNED)
 
 
 def pruner_enabled() -> bool:

@@ -26,6 +26,7 @@ from omegaconf import OmegaConf
 from optuna.distributions import check_distribution_compatibility
 from optuna.trial import Trial, TrialState
 
+from .config import PRUNER_ENV, STORAGE_ENV, STUDY_ENV, TRIAL_ENV
 from ._search_space import SearchSpace, params_to_overrides, parse_search_space
 
 if TYPE_CHECKING:
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FIXED_ATTR = "fixed_overrides"
-TRIAL_ENV = "MEDIAML_OPTUNA_TRIAL_ID"  # read by mediaml.pruning in the job
 
 
 def run_sweep(sweeper: OptunaSweeper, arguments: list[str]) -> list[Sequence[JobReturn]]:
@@ -50,8 +50,8 @@ def run_sweep(sweeper: OptunaSweeper, arguments: list[str]) -> list[Sequence[Job
     with lock:
         study = open_study(sweeper, space)
         if sweeper.storage:  # jobs reach their trial through the storage (mediaml.pruning), in any process
-            os.environ.update({"MEDIAML_OPTUNA_STORAGE": sweeper.storage, "MEDIAML_OPTUNA_STUDY": study.study_name,
-                               "MEDIAML_OPTUNA_PRUNER": json.dumps(sweeper.pruner)})
+            os.environ.update({STORAGE_ENV: sweeper.storage, STUDY_ENV: study.study_name,
+                               PRUNER_ENV: json.dumps(sweeper.pruner)})
         returns, n_launched, n_failed = run_trials(sweeper, study, space)
         write_results(sweeper, study)
     if n_launched and n_failed == n_launched:

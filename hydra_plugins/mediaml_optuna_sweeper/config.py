@@ -4,6 +4,14 @@ from typing import Any, Dict, Optional
 
 from hydra.core.config_store import ConfigStore
 
+# What the sweeper hands its jobs through the environment (read by mediaml.pruning): the study's storage,
+# name and pruner config for the whole sweep (joblib / submitit workers inherit them), and each job's own
+# trial id (hydra.job.env_set, applied in the job's process).
+STORAGE_ENV = "MEDIAML_OPTUNA_STORAGE"
+STUDY_ENV = "MEDIAML_OPTUNA_STUDY"
+PRUNER_ENV = "MEDIAML_OPTUNA_PRUNER"  # hydra.sweeper.pruner as JSON (null: never prune)
+TRIAL_ENV = "MEDIAML_OPTUNA_TRIAL_ID"
+
 
 @dataclass
 class OptunaSweeperConf:

@@ -10,6 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mediaml.config import PROJECT_ROOT
 from mediaml.errors import ConfigError
+from mediaml.tracking.run import hydra_info
 from mediaml.tracking.tracker import Tracker
 
 # Keys of a model config that describe it rather than the estimator: not passed to its _target_.
@@ -49,7 +50,7 @@ class Task(abc.ABC):
                               f"not task={cfg.task.name}")
         model_tasks = cfg.model.get("tasks") if cfg.get("model") is not None else None
         if model_tasks is not None and cfg.task.name not in model_tasks:
-            choice = _choice(cfg, "model") or cfg.model.get("_target_")
+            choice = hydra_info().get("choices", {}).get("model") or cfg.model.get("_target_")
             raise ConfigError(f"model={choice} is for task(s) {list(model_tasks)}, not task={cfg.task.name}; "
                               f"the models of task={cfg.task.name}: {', '.join(models_of_task(cfg.task.name))}")
 
@@ -70,18 +71,6 @@ class Task(abc.ABC):
     @abc.abstractmethod
     def run(self, tracker: Tracker) -> dict[str, float]:
         """Load data, fit, evaluate, log through `tracker`; return the metrics (objective included)."""
-
-
-def _choice(cfg: DictConfig, group: str) -> str | None:
-    try:
-        return cfg.hydra.runtime.choices.get(group)
-    except Exception:  # composed without its hydra node, or outside Hydra
-        from hydra.core.hydra_config import HydraConfig
-
-        try:
-            return HydraConfig.get().runtime.choices.get(group)
-        except Exception:
-            return None
 
 
 class DatasetTask(Task):

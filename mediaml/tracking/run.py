@@ -78,6 +78,15 @@ def hydra_info() -> dict:
     return info
 
 
+def sweep_id(sweep_dir: str | Path, output_root: str | Path) -> str:
+    """A multirun's id: its sweep folder relative to paths.output_root (the folder itself if outside it)."""
+    sweep_dir = Path(sweep_dir).resolve()
+    try:
+        return str(sweep_dir.relative_to(Path(output_root).resolve()))
+    except ValueError:
+        return str(sweep_dir)
+
+
 def run_tags(cfg: DictConfig, output_dir: Path) -> dict[str, str]:
     info = hydra_info()
     choices = info.get("choices", {})
@@ -105,11 +114,8 @@ def run_tags(cfg: DictConfig, output_dir: Path) -> dict[str, str]:
         tags["mediaml.experiment"] = choices["experiment"]
     if info.get("mode") == "MULTIRUN":
         sweep_dir = Path(info["sweep_dir"]).resolve()
-        try:
-            sweep_id = str(sweep_dir.relative_to(Path(cfg.paths.output_root).resolve()))
-        except ValueError:
-            sweep_id = str(sweep_dir)
-        tags.update({"sweep.id": sweep_id, "sweep.dir": str(sweep_dir), "sweep.job_num": info.get("job_num")})
+        tags.update({"sweep.id": sweep_id(sweep_dir, cfg.paths.output_root), "sweep.dir": str(sweep_dir),
+                     "sweep.job_num": info.get("job_num")})
         from mediaml.tracking.sweep import PARENT_ENV
 
         if os.environ.get(PARENT_ENV):  # the sweep's parent run (mediaml.tracking.sweep): the UI nests this job

@@ -46,13 +46,13 @@ def ensure_experiment(uri: str, store_dir: str | Path, name: str, description: s
     """
     from mlflow.tracking import MlflowClient
 
+    wanted = {**EXPERIMENT_KIND, **({"mlflow.note.content": description} if description else {})}
     with _lock_for(uri, store_dir):
         client = MlflowClient(tracking_uri=uri)
         exp = client.get_experiment_by_name(name)
         if exp is not None:
             if exp.lifecycle_stage == "deleted":
                 client.restore_experiment(exp.experiment_id)
-            wanted = {**EXPERIMENT_KIND, **({"mlflow.note.content": description} if description else {})}
             for k, v in wanted.items():
                 if exp.tags.get(k) != v:
                     client.set_experiment_tag(exp.experiment_id, k, v)
@@ -64,5 +64,4 @@ def ensure_experiment(uri: str, store_dir: str | Path, name: str, description: s
             # A sqlite store elsewhere (tests, a user's own file): artifacts beside that database.
             db = Path(uri[len("sqlite:///"):])
             artifact_location = (db.parent / "artifacts" / name).as_uri()
-        tags = {**EXPERIMENT_KIND, **({"mlflow.note.content": description} if description else {})}
-        return client.create_experiment(name, artifact_location=artifact_location, tags=tags)
+        return client.create_experiment(name, artifact_location=artifact_location, tags=wanted)

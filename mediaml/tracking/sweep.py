@@ -44,11 +44,9 @@ ROLE_TAG = "mediaml.role"
 
 
 def sweep_id_of(config: DictConfig) -> str:
-    sweep_dir = Path(config.hydra.sweep.dir).resolve()
-    try:
-        return str(sweep_dir.relative_to(Path(config.paths.output_root).resolve()))
-    except ValueError:
-        return str(sweep_dir)
+    from mediaml.tracking.run import sweep_id
+
+    return sweep_id(config.hydra.sweep.dir, config.paths.output_root)
 
 
 def is_optuna(config: DictConfig) -> bool:
@@ -209,8 +207,9 @@ def _sigterm_to_interrupt(signum, frame):
 def _param(key: str, value: Any):
     from mlflow.entities import Param
 
-    s = "None" if value is None else str(value)
-    return Param(key, s if len(s) <= 6000 else s[:5997] + "...")
+    from mediaml.tracking.tracker import _param_value
+
+    return Param(key, _param_value(value))
 
 
 # -- the summary -------------------------------------------------------------------------------------
@@ -221,8 +220,6 @@ def children(client, parent_id: str, experiment_id: str) -> list:
 def summarise(client, parent_id: str, config: DictConfig) -> None:
     """Trials table, best value, counts, best-child tag and (Optuna) figures on the parent run."""
     import tempfile
-
-    import pandas as pd
 
     parent = client.get_run(parent_id)
     metric = str(config.task.objective.metric)
