@@ -42,19 +42,20 @@ def run_url(uri: str, experiment_id: str, run_id: str) -> str:
 
 
 def study_table(sweep_dir: Path) -> pd.DataFrame | None:
+    """The trials of the study in a sweep folder's optuna.db (a sweep still running), or None."""
     db = sweep_dir / "optuna.db"
     if not db.is_file():
         return None
     import optuna
 
+    from mediaml.tracking.sweep import trials_frame
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = f"sqlite:///{db.resolve()}"
-    (summary,) = optuna.get_all_study_summaries(storage)[:1] or [None]
-    if summary is None:
+    summaries = optuna.get_all_study_summaries(storage)
+    if not summaries:
         return None
-    study = optuna.load_study(study_name=summary.study_name, storage=storage)
-    return pd.DataFrame([{"number": t.number, "state": t.state.name, "value": t.value,
-                          **{f"params.{k}": v for k, v in t.params.items()}} for t in study.trials])
+    return trials_frame(optuna.load_study(study_name=summaries[0].study_name, storage=storage))
 
 
 def show(target: str, tracking_uri: str | None = None, out=sys.stdout) -> int:

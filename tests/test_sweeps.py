@@ -156,6 +156,12 @@ def test_sweeps_show_prints_the_table_best_trial_and_parent_url(sweep4):
         best = parent.data.tags["optuna.best_trial"]
         assert f"best trial: #{best}  cv/acc_mean = " in proc.stdout
         assert f"/#/experiments/{parent.info.experiment_id}/runs/{parent.info.run_id}" in proc.stdout
+    # while a sweep runs (no trials.csv yet), the table comes from its study
+    from mediaml.sweeps import study_table
+
+    live = study_table(sweep4 / SWEEP_ID)
+    assert live["number"].tolist() == [0, 1, 2, 3] and set(live["state"]) == {"COMPLETE"}
+    assert live["value"].tolist() == [t.value for t in trials(sweep4)]
     proc = subprocess.run([sys.executable, "-m", "mediaml.sweeps", "show", "no_such_study"], cwd=REPO,
                           env=env(sweep4), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "no sweep found" in proc.stderr and "Traceback" not in proc.stderr

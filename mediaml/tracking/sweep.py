@@ -278,20 +278,25 @@ def _grid_table(config: DictConfig, kids: dict, metric: str):
     return table, best, direction, []
 
 
-def _optuna_table(config: DictConfig, kids: dict, metric: str, tmp: Path):
-    import optuna
+def trials_frame(study, run_ids: dict[str, str] | None = None):
+    """One row per trial of an Optuna study: number, state, value, params.*, duration_s, run_id."""
     import pandas as pd
 
-    s = config.hydra.sweeper
-    study = optuna.load_study(study_name=s.study_name, storage=s.storage)
     rows = []
     for t in study.trials:
         dur = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete and t.datetime_start else None
-        kid = kids.get(str(t.number))
         rows.append({"number": t.number, "state": t.state.name, "value": t.value,
                      **{f"params.{k}": v for k, v in t.params.items()}, "duration_s": dur,
-                     "run_id": kid.info.run_id if kid is not None else ""})
-    table = pd.DataFrame(rows)
+                     "run_id": (run_ids or {}).get(str(t.number), "")})
+    return pd.DataFrame(rows)
+
+
+def _optuna_table(config: DictConfig, kids: dict, metric: str, tmp: Path):
+    import optuna
+
+    s = config.hydra.sweeper
+    study = optuna.load_study(study_name=s.study_name, storage=s.storage)
+    table = trials_frame(study, {num: r.info.run_id for num, r in kids.items()})
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     best = study.best_trial.number if complete else None
     return table, best, study.direction.name.lower(), optuna_figures(study, tmp) if complete else []
