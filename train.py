@@ -12,6 +12,7 @@ from omegaconf import DictConfig
 import mediaml  # noqa: F401  (registers the ${mediaml.*} config resolvers)
 from mediaml.errors import ConfigError
 from mediaml.run import run
+from mediaml.tracking.run import RunInterrupted
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
@@ -24,4 +25,8 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt as err:  # the run has ended KILLED; exit like a process killed by the signal
+        print(f"interrupted: {err or 'Ctrl-C'}", file=sys.stderr)
+        sys.exit(143 if isinstance(err, RunInterrupted) else 130)

@@ -18,6 +18,7 @@ from omegaconf import DictConfig
 
 from mediaml.pruning import is_pruned, tell_pruned, tell_result
 from mediaml.tasks.base import Task
+from mediaml.threads import cap_threads, resolve as resolve_threads
 from mediaml.tracking.run import hydra_info, tracked_run
 
 log = logging.getLogger(__name__)
@@ -66,12 +67,15 @@ def describe(task: Task, cfg: DictConfig) -> str:
 
 def run(cfg: DictConfig) -> float:
     """Run one job and return its objective value (`task.objective.metric`) for sweepers."""
+    # Before the task imports torch / numba (they read the variables), after numpy (threadpoolctl).
+    cap_threads(resolve_threads(cfg.get("n_threads")))
     seed_everything(int(cfg.seed))
     task = build_task(cfg)
     task.check_inputs()  # missing files stop the run here, before any work or tracking
+    resume = task.resume_run_id()  # a resumed checkpoint's run goes on, one history
     metric = cfg.task.objective.metric
     try:
-        with tracked_run(cfg, output_dir_for(cfg), description=describe(task, cfg)) as tracker:
+        with tracked_run(cfg, output_dir_for(cfg), description=describe(task, cfg), resume_run_id=resume) as tracker:
             task.log_input(tracker)
             metrics = task.run(tracker)
             # Inside the run: a job that does not report its objective ends FAILED, not FINISHED.

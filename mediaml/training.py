@@ -65,3 +65,26 @@ def optuna_pruning(monitor: str):
                 trainer.should_stop = True
 
     return OptunaPruning(monitor)
+
+
+def lightning_call(trainer, stage: str, *args, **kwargs):
+    """`trainer.<stage>(...)` (fit, validate, test, predict) with interrupts passed on as interrupts.
+
+    Lightning catches Ctrl-C (and our SIGTERM handler's RunInterrupted, mediaml.tracking.run) in every stage,
+    shuts down, and calls exit(1), which the run's lifecycle would record as FAILED. Here the exit becomes the
+    interrupt again, so the run ends KILLED and train.py exits 130 (SIGINT) or 143 (SIGTERM). Lightning also
+    leaves SIGINT ignored after its shutdown; the default handler is put back.
+    """
+    import signal
+
+    from mediaml.tracking.run import RunInterrupted
+
+    try:
+        return getattr(trainer, stage)(*args, **kwargs)
+    except SystemExit:
+        if not trainer.interrupted:
+            raise
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        if getattr(trainer, "received_sigterm", False):
+            raise RunInterrupted(f"SIGTERM during {stage}") from None
+        raise KeyboardInterrupt(f"interrupted during {stage}") from None

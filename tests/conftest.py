@@ -4,6 +4,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+# Thread caps first, before numpy / torch load their pools: the suite and the train.py processes it starts
+# use the one setting jobs use (mediaml/threads.py; MEDIAML_N_THREADS, default: this machine's cores).
+from mediaml.threads import cap_threads, default_threads
+
+cap_threads(default_threads())
+
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra

@@ -68,6 +68,11 @@ class Task(abc.ABC):
     def log_input(self, tracker: Tracker) -> None:
         """Record which data the run reads (MLflow's Datasets column). Default: nothing."""
 
+    def resume_run_id(self) -> str | None:
+        """The MLflow run this job continues (the run of a checkpoint it resumes), or None for a new run.
+        Called after check_inputs, before the run opens."""
+        return None
+
     @abc.abstractmethod
     def run(self, tracker: Tracker) -> dict[str, float]:
         """Load data, fit, evaluate, log through `tracker`; return the metrics (objective included)."""

@@ -21,6 +21,7 @@ from typing import Iterator
 from omegaconf import DictConfig, OmegaConf
 
 from mediaml.config import PROJECT_ROOT, flatten
+from mediaml.errors import ConfigError
 from mediaml.tracking.store import ensure_experiment, resolve_tracking_uri
 from mediaml.tracking.tracker import Tracker
 
@@ -163,6 +164,26 @@ def experiment_params(job_cfg: DictConfig) -> tuple[dict, dict[str, str]]:
     return params, tags
 
 
+IDENTITY_PREFIXES = ("dataset.", "model.")
+
+
+def experiment_identity(cfg: DictConfig) -> str:
+    """What makes two jobs the same experiment, so that one may resume the other's checkpoint: the task, the
+    seed, and every dataset and model value (the data and the network), written as in the params (paths
+    relative to `paths.*`), minus the keys in `task.identity_ignore` (how data is loaded, not what it is:
+    batch size, loader workers, cache). Trainer, optimizer and epoch settings are not part of it: resuming
+    with more epochs or another learning rate is a user's choice. A 12-hex digest, tagged `mediaml.identity`."""
+    import hashlib
+    import json
+
+    job_cfg = OmegaConf.create({k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k != "hydra"})
+    params, _ = experiment_params(job_cfg)
+    ignore = set(cfg.task.get("identity_ignore") or [])
+    spec = {k: v for k, v in params.items() if k.startswith(IDENTITY_PREFIXES) and k not in ignore}
+    spec.update({"task.name": cfg.task.name, "seed": cfg.get("seed")})
+    return hashlib.sha1(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
 def distributed_rank() -> int:
     """This process's rank in a distributed job (RANK / LOCAL_RANK, set by Lightning's DDP launcher
     and torchrun for the processes it starts); 0 outside one."""
@@ -174,10 +195,14 @@ def distributed_rank() -> int:
 
 
 @contextlib.contextmanager
-def tracked_run(cfg: DictConfig, output_dir: Path, description: str | None = None) -> Iterator[Tracker]:
+def tracked_run(cfg: DictConfig, output_dir: Path, description: str | None = None,
+                resume_run_id: str | None = None) -> Iterator[Tracker]:
     """Open the MLflow run for this job (one experiment per task) and yield its Tracker.
 
     `description` (the study, its seed write-up, its objective) becomes the experiment's note.
+    `resume_run_id` (the run of a checkpoint the task resumes, `Task.resume_run_id`) reopens that run, so
+    its history goes on in one run; params it already has keep their value (a changed one is listed in the
+    `mediaml.resume.changed` tag).
 
     A non-zero DDP rank (Lightning re-runs train.py once per extra device) opens no run: it gets an
     inactive Tracker, and rank 0's run is the job's only run.
@@ -203,17 +228,28 @@ def tracked_run(cfg: DictConfig, output_dir: Path, description: str | None = Non
     # sweep job composes the same config (and params) as the first.
     env_uri = os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(uri)
-    experiment_id = ensure_experiment(uri, cfg.logger.store_dir, cfg.logger.experiment_name, description)
-    close_dead_runs(uri, experiment_id)
     tags = run_tags(cfg, output_dir)
+    tags["mediaml.identity"] = experiment_identity(cfg)
     params, machine_tags = experiment_params(job_cfg)
     tags.update(machine_tags)
-    run = mlflow.start_run(experiment_id=experiment_id, tags=tags,
-                           run_name=cfg.logger.run_name or run_name(tags, hydra_info().get("overrides")))
+    with store_errors_named(uri):  # a store that cannot be opened or written stops the job here, named
+        experiment_id = ensure_experiment(uri, cfg.logger.store_dir, cfg.logger.experiment_name, description)
+        close_dead_runs(uri, experiment_id)
+        if resume_run_id:
+            wanted, resume_run_id = resume_run_id, _resumable(uri, experiment_id, resume_run_id)
+            if resume_run_id is None:
+                tags["mediaml.resumed_from"] = wanted
+        if resume_run_id:
+            params, tags = _resumed(uri, resume_run_id, params, tags)
+            run = mlflow.start_run(run_id=resume_run_id, tags=tags)
+        else:
+            run = mlflow.start_run(experiment_id=experiment_id, tags=tags,
+                                   run_name=cfg.logger.run_name or run_name(tags, hydra_info().get("overrides")))
     tracker = Tracker(output_dir, run.info.run_id, tracking_uri=uri, experiment_name=cfg.logger.experiment_name)
     tracker.defer = True  # scalar metrics go out when the run ends, the objective first (Tracker.flush)
-    log.info("MLflow run %s in experiment %r at %s", run.info.run_id, cfg.logger.experiment_name, uri)
-    status = "FAILED"
+    log.info("MLflow run %s%s in experiment %r at %s", run.info.run_id, " (resumed)" if resume_run_id else "",
+             cfg.logger.experiment_name, uri)
+    status, error = "FAILED", None
     try:
         with _sigterm_raises():
             tracker.log_params(params)
@@ -234,35 +270,149 @@ def tracked_run(cfg: DictConfig, output_dir: Path, description: str | None = Non
             status = "KILLED"
             tracker.set_tags({"optuna.state": "PRUNED", "optuna.pruned": str(e)})
         else:
+            error = _one_line(e)
             _log_traceback(tracker)
         raise
     finally:
         try:
             tracker.flush(first=[str(cfg.task.objective.metric), "objective"])
-        except Exception:  # the store itself may be what failed; the run still ends with its status
+        except Exception as e:  # the store itself may be what failed; the run still ends with its status
             log.exception("could not log the run's metrics")
-            status = "FAILED"
-        mlflow.end_run(status=status)
+            status, error = "FAILED", error or _one_line(e)
+        _end_run(run.info.run_id, status, output_dir, error)
         if env_uri is None:
             os.environ.pop("MLFLOW_TRACKING_URI", None)
         else:
             os.environ["MLFLOW_TRACKING_URI"] = env_uri
-        log.info("MLflow run %s ended %s", run.info.run_id, status)
+
+
+def _resumable(uri: str, experiment_id: str, run_id: str) -> str | None:
+    """`run_id` if this store has it in this experiment and no live process holds it; None (a new run, tagged
+    `mediaml.resumed_from`) when the checkpoint's run is in another store."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    try:
+        r = MlflowClient(uri).get_run(run_id)
+    except MlflowException:
+        log.warning("the checkpoint's MLflow run %s is not in %s: this job opens a new run", run_id, uri)
+        return None
+    if r.info.experiment_id != experiment_id:
+        log.warning("the checkpoint's MLflow run %s is in another experiment: this job opens a new run", run_id)
+        return None
+    pid = r.data.tags.get("mediaml.pid", "")
+    if (r.info.status == "RUNNING" and r.data.tags.get("mediaml.host") == socket.gethostname()
+            and pid.isdigit() and _process_alive(int(pid)) and int(pid) != os.getpid()):
+        raise ConfigError(f"cannot resume MLflow run {run_id}: it is still running (pid {pid}); stop it first")
+    return run_id
+
+
+def _resumed(uri: str, run_id: str, params: dict, tags: dict[str, str]) -> tuple[dict, dict[str, str]]:
+    """The params still to log into a resumed run (MLflow params are write-once) and its tags."""
+    from mlflow.tracking import MlflowClient
+
+    from mediaml.tracking.tracker import _param_value
+
+    old = MlflowClient(uri).get_run(run_id).data
+    changed = [f"{k}: {old.params[k]} -> {_param_value(v)}" for k, v in params.items()
+               if k in old.params and old.params[k] != _param_value(v)]
+    tags = {**tags, "mediaml.resumed": str(int(old.tags.get("mediaml.resumed", "0")) + 1)}
+    if changed:
+        tags["mediaml.resume.changed"] = "; ".join(changed)[:5000]
+    return {k: v for k, v in params.items() if k not in old.params}, tags
+
+
+# Where a run whose store stopped answering leaves its status, for the next run of the experiment.
+UNCLOSED_MARKER = Path(".mediaml") / "unclosed_run.json"
+
+
+def _one_line(e: BaseException) -> str:
+    return "".join(traceback.format_exception_only(type(e), e)).strip()[:1000]
+
+
+def _end_run(run_id: str, status: str, output_dir: Path, error: str | None = None) -> None:
+    """End the active run with `status`. If the store no longer answers (full disk, write limit, server
+    gone), leave a marker in the job folder: the next run of the experiment ends this one with that status
+    and the error (close_dead_runs), instead of KILLED."""
+    import json
+
+    import mlflow
+    from mlflow.tracking.fluent import _active_run_stack
+
+    try:
+        mlflow.end_run(status=status)
+        log.info("MLflow run %s ended %s", run_id, status)
+        return
+    except Exception as e:
+        stack = _active_run_stack.get()
+        if stack and stack[-1].info.run_id == run_id:
+            stack.pop()  # mlflow pops only after a successful write; this process is done with the run
+        store_error = _one_line(e)
+        marker = output_dir / UNCLOSED_MARKER
+        try:
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.write_text(json.dumps({"run_id": run_id, "status": "FAILED", "error": error or store_error,
+                                          "store_error": store_error}))
+            where = f"; the next run of this experiment will end it FAILED (marker {marker})"
+        except OSError:
+            where = "; it will be closed KILLED by the next run of this experiment"
+        log.error("could not end MLflow run %s (%s)%s", run_id, store_error, where)
+
+
+class StoreError(ConfigError):
+    """The tracking store cannot be opened or written (read-only file, full disk, server down)."""
+
+
+@contextlib.contextmanager
+def store_errors_named(uri: str) -> Iterator[None]:
+    """Turn a store's raw error (SQLAlchemy's "attempt to write a readonly database", a refused connection)
+    into a StoreError that names the store, its file and what to check."""
+    try:
+        yield
+    except (KeyboardInterrupt, ConfigError):
+        raise
+    except Exception as e:
+        where = uri
+        if uri.startswith("sqlite:///"):
+            db = Path(uri[len("sqlite:///"):])
+            where = f"{uri} (file {db})"
+        cause = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        hint = ("check that the file and its folder are writable and the disk has space"
+                if uri.startswith("sqlite:") else "check that the server is up and reachable")
+        raise StoreError(f"tracking store {where} cannot be used: {cause[:300]}\n  {hint}, or point "
+                         f"MLFLOW_TRACKING_URI / logger.store_dir at another store") from e
 
 
 def close_dead_runs(uri: str, experiment_id: str) -> list[str]:
-    """End as KILLED the runs still RUNNING whose process, on this host, no longer exists.
+    """End the runs still RUNNING that their process has given up on: FAILED with the error when the process
+    left a marker in its job folder (its store stopped answering, `_end_run`), else KILLED when its process,
+    on this host, no longer exists.
 
     SIGKILL cannot be caught: joblib kills its workers that way when a parallel sweep is
     interrupted, and an OOM kill does too. Those runs would stay RUNNING forever; the next run of
     the experiment closes them. Runs of live processes and of other hosts are left alone.
     """
+    import json
+
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(uri)
     host, closed = socket.gethostname(), []
     for r in client.search_runs([experiment_id], "attributes.status = 'RUNNING'", max_results=1000):
         tags = r.data.tags
+        marker = Path(tags.get("hydra.output_dir", "")) / UNCLOSED_MARKER
+        try:
+            left = json.loads(marker.read_text()) if tags.get("hydra.output_dir") and marker.is_file() else None
+        except (OSError, ValueError):
+            left = None
+        if left is not None and left.get("run_id") == r.info.run_id:
+            client.set_tag(r.info.run_id, "mediaml.error", str(left.get("error"))[:5000])
+            client.set_tag(r.info.run_id, "mediaml.closed_by",
+                           f"a later run: its store failed ({str(left.get('store_error'))[:500]})")
+            client.set_terminated(r.info.run_id, status=left.get("status", "FAILED"))
+            marker.unlink(missing_ok=True)
+            closed.append(r.info.run_id)
+            continue
         if tags.get("mediaml.host") != host or not tags.get("mediaml.pid", "").isdigit():
             continue
         if _process_alive(int(tags["mediaml.pid"])):
@@ -271,7 +421,8 @@ def close_dead_runs(uri: str, experiment_id: str) -> list[str]:
         client.set_terminated(r.info.run_id, status="KILLED")
         closed.append(r.info.run_id)
     if closed:
-        log.warning("closed %d run(s) left RUNNING by dead processes as KILLED: %s", len(closed), closed)
+        log.warning("closed %d run(s) left RUNNING by processes that ended without closing them: %s",
+                    len(closed), closed)
     return closed
 
 

@@ -14,7 +14,6 @@ confusion matrix are logged to it too.
 """
 from __future__ import annotations
 
-import glob
 import logging
 import os
 import time
@@ -31,7 +30,7 @@ from omegaconf import OmegaConf
 from mediaml.tasks.video.compat import install_torchvision_alias
 from mediaml.tasks.base import DatasetTask
 from mediaml.tracking.tracker import Tracker
-from mediaml.training import instantiate_callbacks
+from mediaml.training import instantiate_callbacks, lightning_call
 
 install_torchvision_alias()
 
@@ -58,26 +57,97 @@ def same_run_mlflow_logger(tracker: Tracker, run_id: str):
                                tracking_uri=tracker.tracking_uri, run_id=run_id, log_model=False)
 
 
-def resolve_ckpt_path(value, ckpt_dir: Path, runs_root: Path) -> str | None:
-    """task.ckpt_path: null (fresh), `last` (this run folder's last.ckpt, else the newest run's), or a path."""
+# Beside every run's checkpoints: which experiment they belong to and which MLflow run wrote them.
+STAMP_FILE = "mediaml.json"
+
+
+def find_checkpoint(value, ckpt_dir: Path, search_root: Path, identity: str) -> tuple[str | None, str | None]:
+    """task.ckpt_path -> (checkpoint file, the MLflow run that wrote it).
+
+    null: a fresh start. `last`: the newest last.ckpt of the same experiment (`experiment_identity`: task,
+    seed, dataset and model values) — this job folder's own first, else any run or sweep job under
+    `search_root` (outputs/video/). A path: that file (its run id travels inside it)."""
+    from mediaml.errors import ConfigError
+
     if value in (None, "", "null"):
-        return None
+        return None, None
     if str(value) == "last":
         own = ckpt_dir / "last.ckpt"
-        if own.is_file():
-            return str(own)
-        found = sorted(glob.glob(str(runs_root / "*" / "checkpoints" / "last.ckpt")), key=os.path.getmtime)
-        if not found:
-            raise FileNotFoundError(f"task.ckpt_path=last: no last.ckpt in {ckpt_dir} nor under "
-                                    f"{runs_root}/*/checkpoints/")
-        return found[-1]
+        found = [p for p in [own] if p.is_file()]
+        found += sorted((p for p in Path(search_root).glob("**/checkpoints/last.ckpt") if p != own),
+                        key=os.path.getmtime, reverse=True)
+        others = 0
+        for ckpt in found:
+            stamp = _read_stamp(ckpt.parent / STAMP_FILE)
+            if stamp.get("identity") == identity:
+                return str(ckpt), stamp.get("run_id")
+            others += 1
+        raise ConfigError(f"task.ckpt_path=last: no last.ckpt of this experiment (identity {identity}: task, seed, "
+                          f"dataset and model values) in {ckpt_dir} nor under {search_root}/**/checkpoints/ "
+                          f"({others} of other experiments there); name one with task.ckpt_path=<file>")
     p = Path(str(value)).expanduser()
     if not p.is_file():
-        raise FileNotFoundError(f"task.ckpt_path={value}: no such checkpoint")
-    return str(p.resolve())
+        raise ConfigError(f"task.ckpt_path={value}: no such checkpoint file")
+    import torch
+
+    stamp = torch.load(p, map_location="cpu", weights_only=False, mmap=True).get("mediaml") or {}
+    if stamp.get("identity") not in (None, identity):
+        log.warning("task.ckpt_path=%s was written by another experiment (identity %s, this job %s)",
+                    p, stamp.get("identity"), identity)
+    return str(p.resolve()), stamp.get("run_id")
+
+
+def _read_stamp(path: Path) -> dict:
+    import json
+
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+class _RunStamp(pl.Callback):
+    """Writes the experiment identity and MLflow run id beside the checkpoints and into each of them, so that
+    `task.ckpt_path` finds a checkpoint of the same experiment and the resumed job continues its run."""
+
+    def __init__(self, ckpt_dir: Path, identity: str, run_id: str | None):
+        self.ckpt_dir, self.stamp = Path(ckpt_dir), {"identity": identity, "run_id": run_id}
+
+    def on_fit_start(self, trainer, pl_module):
+        import json
+
+        if trainer.is_global_zero:
+            self.ckpt_dir.mkdir(parents=True, exist_ok=True)
+            (self.ckpt_dir / STAMP_FILE).write_text(json.dumps(self.stamp) + "\n")
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint):
+        checkpoint["mediaml"] = dict(self.stamp)
 
 
 class VideoTask(DatasetTask):
+    def _resume(self, out: Path) -> tuple[str | None, str | None]:
+        """(checkpoint, its run id) for task.ckpt_path, looked up once per job folder."""
+        from mediaml.tracking.run import experiment_identity
+
+        if getattr(self, "_resume_for", None) != out:
+            self.identity = experiment_identity(self.cfg)
+            search_root = Path(self.cfg.paths.output_root) / self.cfg.task.name
+            self._resumed = find_checkpoint(self.cfg.task.get("ckpt_path"), out / "checkpoints", search_root,
+                                            self.identity)
+            self._resume_for = out
+        return self._resumed
+
+    def check_inputs(self) -> None:
+        super().check_inputs()
+        from mediaml.tracking.run import hydra_info
+
+        out = hydra_info().get("output_dir")
+        if out:  # resolved before the run opens: a missing checkpoint stops the job here
+            self._resume(Path(out))
+
+    def resume_run_id(self) -> str | None:
+        return self._resumed[1] if getattr(self, "_resume_for", None) is not None else None
+
     def run(self, tracker: Tracker) -> dict[str, float]:
         import torch
 
@@ -88,6 +158,7 @@ class VideoTask(DatasetTask):
         pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
         out = Path(tracker.output_dir)
         rank = _rank()
+        ckpt_path, _ = self._resume(out)  # task.ckpt_path (check_inputs has resolved it already under Hydra)
 
         data = VideoData(self.dataset, out).setup()
         if rank == 0:
@@ -125,7 +196,8 @@ class VideoTask(DatasetTask):
         checkpoint, last_checkpoint = named["model_checkpoint"], named["last_checkpoint"]
         averaging = named.get("weight_averaging")
         val_history = _ValHistory()
-        callbacks = [*named.values(), _EpochTimer(), val_history]
+        callbacks = [*named.values(), _EpochTimer(), val_history,
+                     _RunStamp(ckpt_dir, self.identity, tracker.run_id)]
         trainer_cfg = OmegaConf.to_container(cfg.trainer, resolve=True)
         if t.get("fast_dev_run"):  # debug=fdr: one batch of each stage
             trainer_cfg["fast_dev_run"] = True
@@ -134,17 +206,10 @@ class VideoTask(DatasetTask):
         trainer = instantiate(OmegaConf.create(trainer_cfg), callbacks=callbacks, logger=logger,
                               default_root_dir=str(out))
 
-        ckpt_path = resolve_ckpt_path(t.get("ckpt_path"), ckpt_dir, Path(cfg.paths.output_root) / t.name / "runs")
         if ckpt_path:
             log.info("resuming from %s", ckpt_path)
         start = time.perf_counter()
-        try:
-            trainer.fit(model, data.loader("train"), data.loader("val"), ckpt_path=ckpt_path)
-        except SystemExit:
-            # Lightning turns Ctrl-C / SIGTERM into exit(1); the spine should close the run KILLED, not FAILED.
-            if trainer.interrupted:
-                raise KeyboardInterrupt("training interrupted") from None
-            raise
+        lightning_call(trainer, "fit", model, data.loader("train"), data.loader("val"), ckpt_path=ckpt_path)
         fit_s = time.perf_counter() - start
         pruning = named.get("optuna_pruning")
         if pruning is not None and pruning.pruned is not None:  # the sweep's pruner stopped this trial
@@ -160,7 +225,8 @@ class VideoTask(DatasetTask):
         use_last = str(t.get("test_checkpoint", "best")) == "last"
         test_ckpt = None if fast_dev else (last if use_last else best)
         tested_epoch = (max(val_history.epochs, default=None) if use_last else _epoch_of(best))
-        trainer.test(model, data.loader("test"), ckpt_path=test_ckpt, verbose=rank == 0)
+        log.info("testing %s", test_ckpt or "the final weights")
+        lightning_call(trainer, "test", model, data.loader("test"), ckpt_path=test_ckpt, verbose=rank == 0)
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
         metrics["time/fit_s"] = fit_s
         selected = val_history.at_epoch(tested_epoch)  # validation of the tested checkpoint
