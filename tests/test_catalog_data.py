@@ -118,12 +118,12 @@ def write(tmp_path, text, name="netflix_titles.csv"):
 
 
 def test_empty_file_is_named(tmp_path):
-    with pytest.raises(DataError, match=r"netflix_titles.csv: empty file; expected a CSV with header"):
+    with pytest.raises(DataError, match=r"netflix_titles.csv: is empty \(0 bytes\); expected a CSV with header"):
         read_titles_csv(write(tmp_path, ""))
 
 
 def test_header_only_file_is_named(tmp_path):
-    with pytest.raises(DataError, match="header only, no titles"):
+    with pytest.raises(DataError, match="netflix_titles.csv: has a header but no rows"):
         read_titles_csv(write(tmp_path, ",".join(COLUMNS) + "\n"))
 
 

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from mediaml.errors import DataError, require_file
+from mediaml.tables import read_table
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,8 @@ class NetflixTitlesDataset:
 
     def __init__(self, name: str, data_dir: str, file: str, source: str = "", tasks: Sequence[str] | None = None,
                  sample_size: int | None = None, random_state: int = 0,
-                 rating_groups: Mapping[str, Sequence[str]] | None = None, default_group: str = DEFAULT_GROUP):
+                 rating_groups: Mapping[str, Sequence[str]] | None = None, default_group: str = DEFAULT_GROUP,
+                 sep: str = ","):
         self.name = name
         self.data_dir = Path(data_dir)
         self.file = file
@@ -57,13 +59,14 @@ class NetflixTitlesDataset:
         self.random_state = int(random_state)
         self.rating_groups = {k: list(v) for k, v in (rating_groups or RATING_GROUPS).items()}
         self.default_group = default_group
+        self.sep = sep
 
     def check(self) -> None:
         require_file(self.data_dir, self.file, self.name, self.source)
 
     def read_raw(self) -> tuple[pd.DataFrame, str]:
         path = require_file(self.data_dir, self.file, self.name, self.source)
-        return read_titles_csv(path), str(path)
+        return read_titles_csv(path, self.sep), str(path)
 
     def load(self) -> Catalog:
         raw, source = self.read_raw()
@@ -79,22 +82,11 @@ class NetflixTitlesDataset:
                        countries=explode_list(titles, "country", "country"), source=source, counts=counts)
 
 
-def read_titles_csv(path: Path) -> pd.DataFrame:
+def read_titles_csv(path: Path, sep: str = ",") -> pd.DataFrame:
     """The 12 export columns, all as text (types are checked field by field in cleaning, with the row
-    named); extra columns a newer export may add are ignored."""
-    try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=True)
-    except pd.errors.EmptyDataError as e:
-        raise DataError(f"{path}: empty file; expected a CSV with header {COLUMNS}") from e
-    except (pd.errors.ParserError, UnicodeDecodeError) as e:
-        raise DataError(f"{path}: not a readable CSV file ({type(e).__name__}: {e}); "
-                        f"expected a CSV with header {COLUMNS}") from e
-    missing = [c for c in COLUMNS if c not in df.columns]
-    if missing:
-        raise DataError(f"{path}: missing column(s) {missing}; expected {COLUMNS}, "
-                        f"found {list(df.columns)[:20]}")
-    if df.empty:
-        raise DataError(f"{path}: header only, no titles; expected one row per title")
+    named); extra columns a newer export may add are ignored. Bad files: see `mediaml.tables`."""
+    df = read_table(path, sep, columns=COLUMNS, dtype=str, keep_default_na=True, sep_key="dataset.sep",
+                    expected=f"a CSV with header {COLUMNS} and one row per title")
     return df[COLUMNS]
 
 

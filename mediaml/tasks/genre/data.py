@@ -4,10 +4,17 @@ Another tabular data set with other columns and another label is a new YAML in c
 not new code: the config names the files, the id column, the label, the features and the columns
 to drop. Cleaning follows seed 004: drop the named columns, drop rows without a label, optionally
 map labels to broad classes, keep classes with at least `min_class_count` rows.
+
+Bad input: a broken file (empty, header only, ragged, otherwise separated: `dataset.sep`) stops with an
+error naming it (mediaml/tables.py). A feature value that is present but not a finite number (text,
+`inf`, `1,996` unless `dataset.thousands=','`) is an error naming `<file>:<line>`, the data row, the id and
+the column; a missing one (empty, NA, nan) skips its training row (`data/missing_feature_rows`) or is
+filled with the training median in the test file (`data/test_rows_imputed`).
 """
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -17,6 +24,7 @@ import pandas as pd
 
 from mediaml.tasks.genre.class_maps import map_labels
 from mediaml.errors import DataError, require_file
+from mediaml.tables import read_table, require_columns
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +63,8 @@ class TabularClassificationDataset:
         class_map: str | Mapping[str, str] | None = None,
         source: str = "",
         tasks: Sequence[str] | None = None,
+        sep: str = ",",
+        thousands: str | None = None,
     ):
         self.name = name
         self.data_dir = Path(data_dir)
@@ -68,6 +78,8 @@ class TabularClassificationDataset:
         self.class_map = class_map
         self.source = source
         self.tasks = tasks
+        self.sep = sep              # the files' field separator
+        self.thousands = thousands  # e.g. ",": numbers written 1,996 are read as 1996 (default: an error)
 
     # -- reading -------------------------------------------------------------------------------
     def check(self) -> None:
@@ -79,19 +91,24 @@ class TabularClassificationDataset:
     def read_frames(self) -> tuple[pd.DataFrame, pd.DataFrame | None, str, str | None]:
         """(train, test, train source name, test source name). Synthetic datasets override this."""
         train_path = require_file(self.data_dir, self.train_file, self.name, self.source)
-        train = _read_csv(train_path)
+        train = self._read_csv(train_path)
         test, test_name = None, None
         if self.test_file:
             test_path = require_file(self.data_dir, self.test_file, self.name, self.source)
-            test, test_name = _read_csv(test_path), str(test_path)
+            test, test_name = self._read_csv(test_path), str(test_path)
         return train, test, str(train_path), test_name
+
+    def _read_csv(self, path: Path) -> pd.DataFrame:
+        """Rows indexed by their line in the file, so a bad value's message names the line."""
+        return read_table(path, self.sep, sep_key="dataset.sep", line_index=True, thousands=self.thousands,
+                          expected=f"a header line and one row per {self.id_column}")
 
     # -- cleaning ------------------------------------------------------------------------------
     def load(self) -> LabelledTable:
         train, test, train_name, test_name = self.read_frames()
         features = self.features or [c for c in train.columns
                                      if c not in {self.id_column, self.label, *self.drop_columns}]
-        _require_columns(train, [self.id_column, self.label, *features], train_name)
+        require_columns(list(train.columns), [self.id_column, self.label, *features], train_name)
         counts = {"data/rows_read": len(train)}
 
         X = _numeric_features(train, features, train_name, self.id_column)
@@ -101,8 +118,8 @@ class TabularClassificationDataset:
         counts["data/unlabelled_rows"] = int(unlabelled.sum())
         counts["data/missing_feature_rows"] = int(missing_x.sum())
         if missing_x.any():
-            log.warning("%s: %d labelled rows with missing feature values skipped (data rows %s)", train_name,
-                        int(missing_x.sum()), (np.flatnonzero(missing_x.to_numpy()) + 1)[:10].tolist())
+            log.warning("%s: %d labelled rows with missing feature values skipped (%s)", train_name,
+                        int(missing_x.sum()), _rows(train, missing_x))
         keep = ~unlabelled & ~missing_x
         X, y, ids = X[keep], y[keep].astype(str), train.loc[keep, self.id_column]
 
@@ -127,9 +144,10 @@ class TabularClassificationDataset:
 
         X_test = test_ids = None
         if test is not None:
-            _require_columns(test, [self.id_column, *features], test_name)
+            require_columns(list(test.columns), [self.id_column, *features], test_name)
             X_test = _numeric_features(test, features, test_name, self.id_column)
-            test_ids = test[self.id_column]
+            test_ids = test[self.id_column].reset_index(drop=True)
+            X_test = X_test.reset_index(drop=True)
             n_missing = int(X_test.isna().any(axis=1).sum())
             counts["data/test_rows"] = len(test)
             counts["data/test_rows_imputed"] = n_missing
@@ -142,31 +160,41 @@ class TabularClassificationDataset:
                              ids=ids.reset_index(drop=True), X_test=X_test, test_ids=test_ids, counts=counts)
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
-    try:
-        return pd.read_csv(path)
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as e:
-        raise DataError(f"{path}: not a readable CSV file: {e}") from e
+def _rows(df: pd.DataFrame, mask: pd.Series, n: int = 10) -> str:
+    """Where the first rows of `mask` are: file lines when `df` came from a file (see `_read_csv`), else data rows."""
+    pos = np.flatnonzero(mask.to_numpy())[:n]
+    if df.index.name == "line":
+        return f"lines {df.index[pos].tolist()}"
+    return f"data rows {(pos + 1).tolist()}"
 
 
-def _require_columns(df: pd.DataFrame, required: Sequence[str], source: str) -> None:
-    missing = [c for c in required if c not in df.columns]
-    if missing:
-        raise DataError(f"{source}: missing column(s) {missing}; expected {list(required)}, "
-                        f"found {list(df.columns)}")
+def _where(df: pd.DataFrame, i: int, source: str, id_column: str) -> str:
+    """'<file>:<line>: data row <i+1> (<id column>=...)' for the i-th row (no line for a generated table)."""
+    line = f":{df.index[i]}" if df.index.name == "line" else ""
+    return f"{source}{line}: data row {i + 1} ({id_column}={df[id_column].iloc[i]})"
+
+
+THOUSANDS = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d*)?")
 
 
 def _numeric_features(df: pd.DataFrame, features: Sequence[str], source: str, id_column: str) -> pd.DataFrame:
-    """Features as float; a value that is present but not a number is an error naming its row and column."""
+    """Features as float; a value that is present but not a finite number is an error naming its line, row,
+    id and column. Missing values (empty, NA, nan) stay NaN: the caller skips or fills them, counted."""
     out = {}
     for col in features:
         raw = df[col]
-        num = pd.to_numeric(raw, errors="coerce")
-        bad = raw.notna() & num.isna()
-        if bad.any():
-            i = int(np.flatnonzero(bad.to_numpy())[0])
-            raise DataError(
-                f"{source}: data row {i + 1} ({id_column}={df[id_column].iloc[i]}), column {col!r}: "
-                f"expected a number, got {raw.iloc[i]!r} ({int(bad.sum())} such value(s) in this column)")
-        out[col] = num.astype(float)
+        num = pd.to_numeric(raw, errors="coerce").astype(float)
+        problems = [(raw.notna() & num.isna(), "a number", "such value(s) in this column"),
+                    (np.isinf(num), "a finite number", "infinite value(s) in this column; fix them, or empty "
+                                                       "them: an empty value is skipped and counted")]
+        for mask, expected, note in problems:
+            if mask.any():
+                i = int(np.flatnonzero(mask.to_numpy())[0])
+                value = raw.iloc[i]
+                hint = ("; it looks like a number with ',' thousands separators: set dataset.thousands=','"
+                        if THOUSANDS.fullmatch(str(value).strip()) else "")
+                raise DataError(f"{_where(df, i, source, id_column)}, column {col!r}: expected {expected}, "
+                                f"got {value if isinstance(value, str) else float(value)!r} "
+                                f"({int(mask.sum())} {note}){hint}")
+        out[col] = num
     return pd.DataFrame(out, index=df.index)

@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from mediaml.errors import DataError, require_file
+from mediaml.tables import read_table, read_text
 
 log = logging.getLogger(__name__)
 
@@ -375,13 +376,6 @@ class ListeningDataset:
         return split_sessions(ev, self.name, skipped=skipped, **self.split_kwargs)
 
 
-def _read_table(path: Path, sep: str, **kw) -> pd.DataFrame:
-    try:
-        return pd.read_csv(path, sep=sep, **kw)
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as e:
-        raise DataError(f"{path}: not a readable table (sep={sep!r}): {e}") from e
-
-
 class EventsTableDataset(ListeningDataset):
     """One or more CSV/TSV events files under `data_dir/root`, with `columns` mapping our names to theirs.
 
@@ -407,12 +401,9 @@ class EventsTableDataset(ListeningDataset):
             self._path(f)
 
     def read_file(self, path: Path) -> pd.DataFrame:
-        header = _read_table(path, self.sep, nrows=0).columns
-        missing = [theirs for theirs in self.columns.values() if theirs not in header]
-        if missing:
-            raise DataError(f"{path}: missing column(s) {missing}; expected {list(self.columns.values())}, "
-                            f"found {list(header)}")
-        df = _read_table(path, self.sep, usecols=list(self.columns.values()))
+        theirs = list(self.columns.values())
+        df = read_table(path, self.sep, columns=theirs, usecols=theirs, sep_key="dataset.sep",
+                        expected=f"a header line naming {theirs} and one row per event")
         return df.rename(columns={theirs: ours for ours, theirs in self.columns.items()})
 
     def events(self, skipped: dict[str, int]) -> pd.DataFrame:
@@ -476,10 +467,15 @@ class ThirtyMusicDataset(EventsTableDataset):
     @staticmethod
     def _tag_pairs(df: pd.DataFrame, path: Path, skipped: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
         """(item, non-zero tag id) for every tag of every play of the aligned sessions of one slice."""
+        what = 'a JSON object of session id -> {"tags_idxs": [[tag id, ...] per play]}'
         try:
-            js = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise DataError(f"{path}: not a JSON object of session id -> tags ({e})") from None
+            js = json.loads(read_text(path, expected=what))
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}: not {what} ({e})") from None
+        if not isinstance(js, dict):
+            raise DataError(f"{path}: not {what} (a JSON {type(js).__name__})")
+        if df.empty:  # the events file's own check names it
+            return np.array([], dtype=np.int64), np.array([], dtype=np.int64)
         sid = df["session"].to_numpy()
         order = np.argsort(sid, kind="stable")            # rows of a session, in file (play) order
         bounds = np.flatnonzero(np.r_[True, sid[order][1:] != sid[order][:-1], True])
@@ -521,10 +517,8 @@ class MovieLensDataset(ListeningDataset):
 
     def events(self, skipped: dict[str, int]) -> pd.DataFrame:
         path = require_file(self.data_dir, self.ratings_file, self.name, self.source)
-        df = _read_table(path, "\t", header=None, dtype=str)
-        if df.shape[1] != 4:
-            raise DataError(f"{path}: expected 4 tab-separated fields (user item rating timestamp), "
-                            f"found {df.shape[1]}")
+        df = read_table(path, "\t", header=False, n_fields=4, dtype=str,
+                        expected="4 tab-separated fields per line: user item rating timestamp")
         df.columns = ["user", "item", "rating", "timestamp"]
         for col in ("user", "item"):
             num = pd.to_numeric(df[col], errors="coerce")
@@ -540,10 +534,9 @@ class MovieLensDataset(ListeningDataset):
 
     def _genres(self) -> pd.Series:
         path = require_file(self.data_dir, self.items_file, self.name, self.source)
-        items = _read_table(path, "|", header=None, encoding="latin-1", dtype=str)
-        if items.shape[1] != 5 + len(self.GENRES):
-            raise DataError(f"{path}: expected {5 + len(self.GENRES)} '|'-separated fields "
-                            f"(id, title, dates, url, 19 genre flags), found {items.shape[1]}")
+        items = read_table(path, "|", header=False, n_fields=5 + len(self.GENRES), encoding="latin-1", dtype=str,
+                           expected=f"{5 + len(self.GENRES)} '|'-separated fields per line: id, title, dates, url, "
+                                    f"{len(self.GENRES)} genre flags")
         flags = items.iloc[:, 5:].to_numpy() == "1"
         first = np.where(flags.any(axis=1), flags.argmax(axis=1), -1)
         names = np.array([*self.GENRES, None], dtype=object)[first]

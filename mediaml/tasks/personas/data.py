@@ -14,6 +14,7 @@ metrics and a plain-text report of what gold matching did.
 """
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import re
@@ -24,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from mediaml.errors import DataError, require_file
+from mediaml.tables import read_table, read_text
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +82,8 @@ def name_tokens(name: str, drop_titles: bool = True) -> set[str]:
 def read_gold(path: Path) -> pd.DataFrame:
     """tvtropes.clusters.txt: `trope<TAB>{"char", "movie", "id", "actor"}` per line; bad lines are errors."""
     rows = []
-    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    text = read_text(path, expected="one 'trope<TAB>json' line per gold character")
+    for i, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         parts = line.split("\t")
@@ -102,8 +105,9 @@ def read_gold(path: Path) -> pd.DataFrame:
 
 def read_movie_titles(path: Path) -> pd.DataFrame:
     """movie.metadata.tsv(.gz): wiki id, title, revenue and genres (columns 1, 3, 5, 9; no header)."""
-    df = pd.read_csv(path, sep="\t", header=None, usecols=[0, 2, 4, 8],
-                     names=["wiki_id", "title", "revenue", "genres"], dtype=str, quoting=3, keep_default_na=False)
+    df = read_table(path, "\t", header=False, n_fields=9, usecols=[0, 2, 4, 8],
+                    names=["wiki_id", "title", "revenue", "genres"], dtype=str, quoting=csv.QUOTE_NONE,
+                    keep_default_na=False, expected="9 tab-separated fields per line (CMU movie.metadata.tsv)")
     if not df["wiki_id"].str.isdigit().all():
         raise DataError(f"{path}: column 1 (wiki_id) must be integer ids")
     df["genres"] = [_genre_tokens(js, f"{path} row {i + 1} column 9 (genres)") for i, js in enumerate(df["genres"])]
@@ -210,6 +214,7 @@ class _FileDataset:
     """A features file + gold + metadata under data_dir. Subclasses say how to read the file into bags."""
 
     columns: tuple[str, ...] = ()
+    read_kw: dict = {}  # how `read_table` reads the features file
 
     def __init__(self, name: str, data_dir: str, features_file: str, gold_file: str, metadata_file: str,
                  source: str = "", tasks=None):
@@ -222,10 +227,9 @@ class _FileDataset:
 
     def load(self) -> CharacterBags:
         path = require_file(self.data_dir, self.features_file, self.name, self.source)
-        df = self._read(path)
-        missing = [c for c in self.columns if c not in df.columns]
-        if missing:
-            raise DataError(f"{path}: missing column(s) {missing}; has {list(df.columns)}")
+        df = read_table(path, columns=self.columns, dtype=str, keep_default_na=False,
+                        expected=f"a header line naming {list(self.columns)} and one row per character",
+                        **self.read_kw)
         where = lambda i, col: f"{path} row {i + 2} field {col}"  # noqa: E731  (+2: header, 1-based)
         chars = pd.DataFrame({"wiki_id": df["wiki_id"].str.strip().to_numpy(),
                               "character": df["character"].to_numpy(), **self._bags(df, where)})
@@ -237,8 +241,7 @@ class CharacterFeaturesDataset(_FileDataset):
 
     columns = ("wiki_id", "character", "agent_verbs", "patient_verbs", "attributes")
 
-    def _read(self, path: Path) -> pd.DataFrame:
-        return pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, quoting=3)
+    read_kw = {"sep": "\t", "quoting": csv.QUOTE_NONE}
 
     def _bags(self, df: pd.DataFrame, where) -> dict[str, list]:
         return {"adj": [tokens(s.split()) for s in df["attributes"]],  # attributes are space-separated
@@ -251,8 +254,7 @@ class PersonasSampleDataset(_FileDataset):
 
     columns = ("wiki_id", "character", *ROLES)
 
-    def _read(self, path: Path) -> pd.DataFrame:
-        return pd.read_csv(path, index_col=0, dtype=str, keep_default_na=False)
+    read_kw = {"sep": ",", "index_col": 0}
 
     def _bags(self, df: pd.DataFrame, where) -> dict[str, list]:
         return {role: [tokens(parse_list(s, where(i, role))) for i, s in enumerate(df[role])] for role in ROLES}
