@@ -10,7 +10,7 @@ import hydra
 from omegaconf import DictConfig
 
 import mediaml  # noqa: F401  (registers the ${mediaml.*} config resolvers)
-from mediaml.errors import ConfigError
+from mediaml.errors import ConfigError, DataError, DataNotFoundError
 from mediaml.run import run
 from mediaml.tracking.run import RunInterrupted
 
@@ -19,7 +19,9 @@ from mediaml.tracking.run import RunInterrupted
 def main(cfg: DictConfig) -> float:
     try:
         return run(cfg)
-    except ConfigError as err:  # a user's mistake (wrong model for the task, missing extra): no traceback
+    # A user's mistake (wrong model for the task, missing extra or data, a data file that does not match its
+    # config, a store that cannot be written): the message, no traceback (the run, if open, ended FAILED).
+    except (ConfigError, DataError, DataNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
 

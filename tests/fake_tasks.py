@@ -26,3 +26,49 @@ class SilentTask(Task):
     def run(self, tracker):
         tracker.log_metrics({"train/loss": 1.0})
         return {"train/loss": 1.0}  # no objective
+
+
+def slow_stage(stage: str, marker: str, seconds: float = 3.0):
+    """A Lightning callback that, at each batch of `stage` (fit or test), touches `marker` and sleeps: the fault
+    tests send their signal while a run is inside that stage (`+callbacks.slow._target_=fake_tasks.slow_stage`)."""
+    import time
+    from pathlib import Path
+
+    import lightning.pytorch as pl
+
+    class SlowStage(pl.Callback):
+        def _slow(self, *args, **kwargs):
+            Path(marker).touch()
+            time.sleep(seconds)
+
+    hook = {"fit": "on_train_batch_start", "test": "on_test_batch_start"}[stage]
+    setattr(SlowStage, hook, SlowStage._slow)
+    return SlowStage()
+
+
+class ServerDiesTask(Task):
+    """The tracking server dies while the job runs: the task SIGKILLs it (`task.server_pid`) and returns."""
+
+    def run(self, tracker):
+        import time
+
+        os.killpg(int(self.cfg.task.server_pid), signal.SIGKILL)
+        time.sleep(1)
+        return {"cv/acc_mean": 0.5}
+
+
+class ThreadsTask(Task):
+    """Reports the thread pools of the job (threadpoolctl) and the thread variables it runs with."""
+
+    def run(self, tracker):
+        import sklearn.ensemble  # noqa: F401  (loads scikit-learn's OpenMP runtime)
+        from threadpoolctl import threadpool_info
+
+        from mediaml.threads import THREAD_VARS
+
+        pools = threadpool_info()
+        values = [int(os.environ[v]) for v in THREAD_VARS]
+        m = {"threads/max_pool": max(p["num_threads"] for p in pools), "threads/n_pools": len(pools),
+             "threads/env_min": min(values), "threads/env_max": max(values), "cv/acc_mean": 0.0}
+        tracker.log_metrics(m)
+        return m

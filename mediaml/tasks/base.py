@@ -101,7 +101,8 @@ class DatasetTask(Task):
         files = []
         if data_dir is not None:
             for k, v in spec.items():
-                if isinstance(v, str) and k != "data_dir" and v and (data_dir / v).exists():
+                # the files it names relative to data_dir (absolute values are caches and outputs, not input)
+                if isinstance(v, str) and k != "data_dir" and v and not Path(v).is_absolute() and (data_dir / v).exists():
                     files.append(data_dir / v)
         h = hashlib.sha256(json.dumps({k: v for k, v in spec.items() if k != "data_dir"}, sort_keys=True,
                                       default=str).encode())

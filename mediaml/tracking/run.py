@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mediaml.config import PROJECT_ROOT, flatten
 from mediaml.errors import ConfigError
-from mediaml.tracking.store import ensure_experiment, resolve_tracking_uri
+from mediaml.tracking.store import ensure_experiment, resolve_tracking_uri, store_errors_named
 from mediaml.tracking.tracker import Tracker
 
 log = logging.getLogger(__name__)
@@ -274,16 +274,20 @@ def tracked_run(cfg: DictConfig, output_dir: Path, description: str | None = Non
             _log_traceback(tracker)
         raise
     finally:
+        flush_error = None
         try:
             tracker.flush(first=[str(cfg.task.objective.metric), "objective"])
         except Exception as e:  # the store itself may be what failed; the run still ends with its status
-            log.exception("could not log the run's metrics")
+            log.error("could not log the run's metrics: %s", e)
+            flush_error = e if status == "FINISHED" else None  # else the task's own error is on its way
             status, error = "FAILED", error or _one_line(e)
         _end_run(run.info.run_id, status, output_dir, error)
         if env_uri is None:
             os.environ.pop("MLFLOW_TRACKING_URI", None)
         else:
             os.environ["MLFLOW_TRACKING_URI"] = env_uri
+        if flush_error is not None:  # the task finished but its results did not reach the store: not a success
+            raise flush_error
 
 
 def _resumable(uri: str, experiment_id: str, run_id: str) -> str | None:
@@ -357,30 +361,6 @@ def _end_run(run_id: str, status: str, output_dir: Path, error: str | None = Non
         except OSError:
             where = "; it will be closed KILLED by the next run of this experiment"
         log.error("could not end MLflow run %s (%s)%s", run_id, store_error, where)
-
-
-class StoreError(ConfigError):
-    """The tracking store cannot be opened or written (read-only file, full disk, server down)."""
-
-
-@contextlib.contextmanager
-def store_errors_named(uri: str) -> Iterator[None]:
-    """Turn a store's raw error (SQLAlchemy's "attempt to write a readonly database", a refused connection)
-    into a StoreError that names the store, its file and what to check."""
-    try:
-        yield
-    except (KeyboardInterrupt, ConfigError):
-        raise
-    except Exception as e:
-        where = uri
-        if uri.startswith("sqlite:///"):
-            db = Path(uri[len("sqlite:///"):])
-            where = f"{uri} (file {db})"
-        cause = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        hint = ("check that the file and its folder are writable and the disk has space"
-                if uri.startswith("sqlite:") else "check that the server is up and reachable")
-        raise StoreError(f"tracking store {where} cannot be used: {cause[:300]}\n  {hint}, or point "
-                         f"MLFLOW_TRACKING_URI / logger.store_dir at another store") from e
 
 
 def close_dead_runs(uri: str, experiment_id: str) -> list[str]:

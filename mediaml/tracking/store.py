@@ -8,10 +8,14 @@ replaces both.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
+from typing import Iterator
 
 from filelock import FileLock
+
+from mediaml.errors import ConfigError
 
 
 def project_store_uri(store_dir: str | Path) -> str:
@@ -65,3 +69,37 @@ def ensure_experiment(uri: str, store_dir: str | Path, name: str, description: s
             db = Path(uri[len("sqlite:///"):])
             artifact_location = (db.parent / "artifacts" / name).as_uri()
         return client.create_experiment(name, artifact_location=artifact_location, tags=wanted)
+
+
+class StoreError(ConfigError):
+    """The tracking store cannot be opened or written (read-only file, full disk, server down)."""
+
+
+@contextlib.contextmanager
+def store_errors_named(uri: str) -> Iterator[None]:
+    """Turn a store's raw error (SQLAlchemy's "attempt to write a readonly database", a refused connection)
+    into a StoreError that names the store, its file and what to check."""
+    try:
+        yield
+    except (KeyboardInterrupt, ConfigError):
+        raise
+    except Exception as e:
+        if not _is_store_error(e):
+            raise
+        where = uri
+        if uri.startswith("sqlite:///"):
+            db = Path(uri[len("sqlite:///"):])
+            where = f"{uri} (file {db})"
+        cause = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        hint = ("check that the file and its folder are writable and the disk has space"
+                if uri.startswith("sqlite:") else "check that the server is up and reachable")
+        raise StoreError(f"tracking store {where} cannot be used: {cause[:300]}\n  {hint}, or point "
+                         f"MLFLOW_TRACKING_URI / logger.store_dir at another store") from e
+
+
+def _is_store_error(e: BaseException) -> bool:
+    """An error of the store or of the way to it (the database, the file system, the HTTP connection), not a
+    bug in what was being logged."""
+    mod = type(e).__module__.split(".")[0]
+    return isinstance(e, OSError) or mod in ("sqlalchemy", "sqlite3", "mlflow", "requests", "urllib3", "psycopg2",
+                                             "psycopg")

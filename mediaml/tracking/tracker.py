@@ -2,6 +2,7 @@
 is on, logs it to the run. Tasks only talk to a Tracker, so `logger=none` runs the same code."""
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from pathlib import Path
@@ -11,6 +12,21 @@ import numpy as np
 import pandas as pd
 
 log = logging.getLogger(__name__)
+
+def _to_store(method):
+    """A Tracker method that writes to the MLflow store: a failing store raises StoreError naming it."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        if not self.active:
+            return method(self, *args, **kwargs)
+        from mediaml.tracking.store import store_errors_named
+
+        with store_errors_named(self.tracking_uri or "the MLflow tracking store"):
+            return method(self, *args, **kwargs)
+
+    return wrapper
+
 
 # MLflow refuses param values longer than this.
 _MAX_PARAM_LEN = 6000
@@ -42,6 +58,7 @@ class Tracker:
         return self.run_id is not None
 
     # -- scalars -----------------------------------------------------------------------------
+    @_to_store
     def log_params(self, params: dict[str, Any]) -> None:
         if not self.active:
             return
@@ -52,6 +69,7 @@ class Tracker:
         for i in range(0, len(items), 100):  # MLflow takes at most 100 params per batch
             mlflow.log_params(dict(items[i : i + 100]), run_id=self.run_id)
 
+    @_to_store
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         clean = {k: float(v) for k, v in metrics.items() if v is not None and np.isfinite(float(v))}
         self.metrics.update(clean)
@@ -63,6 +81,7 @@ class Tracker:
 
             mlflow.log_metrics(clean, step=step, run_id=self.run_id)
 
+    @_to_store
     def flush(self, first: Sequence[str] = ()) -> None:
         """Send the deferred scalar metrics, the keys in `first` before the others."""
         if not (self.active and self._pending):
@@ -75,12 +94,14 @@ class Tracker:
             mlflow.log_metrics(dict(items[i:i + 1000]), run_id=self.run_id)
         self._pending.clear()
 
+    @_to_store
     def set_tags(self, tags: dict[str, Any]) -> None:
         if self.active:
             import mlflow
 
             mlflow.set_tags({k: str(v) for k, v in tags.items()})
 
+    @_to_store
     def log_input(self, name: str, digest: str, source: str | None = None, generator: str | None = None) -> None:
         """The data set the run reads, shown in MLflow's Datasets column: a file or folder, or the code that
         generates a synthetic one."""
@@ -106,6 +127,7 @@ class Tracker:
         p.parent.mkdir(parents=True, exist_ok=True)
         return p
 
+    @_to_store
     def log_artifact(self, local_path: str | Path, artifact_path: str | None = None) -> None:
         """Log an existing file or folder under `artifact_path` in the run."""
         if not self.active:
@@ -174,6 +196,7 @@ class Tracker:
         self.log_text(text, f"{prefix}/classification_report.txt")
         return df
 
+    @_to_store
     def log_model(self, model, name: str = "model", flavor: str = "sklearn", input_example=None,
                   predict_fn: str = "predict", pip_requirements: Iterable[str] | None = None) -> Path:
         """Log a fitted model with a signature inferred from `input_example` and its predictions.
