@@ -11,7 +11,9 @@ path, size and mtime. Roles:
   EncodedVideoPyAV's frame rule, subsampled and scaled to ``eval_short_side``: the same uint8 tensors
   the decode-every-epoch evaluation pipeline produces (tests/test_video_data.py).
 
-A video that cannot be decoded, or is shorter than one clip, is stored as a skip record and counted.
+A video that cannot be decoded, decodes short of what its container claims (a truncated file:
+``decode.check_complete``), or is shorter than one clip is stored as a skip record (reason and kind),
+counted in ``data/skipped_clips`` and ``data/skipped_clips_<kind>``, and listed with its reason.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ import logging
 import os
 import random
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -27,7 +30,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 from mediaml.tasks.video.data import Clip, SplitIndex, VideoFolderDataset
-from mediaml.tasks.video.decode import UnusableVideo, decode_video, resize_uint8, subsample
+from mediaml.tasks.video.decode import UnusableVideo, decode_video, require_clip_length, resize_uint8, subsample
 
 log = logging.getLogger(__name__)
 
@@ -110,9 +113,7 @@ def build_entry(path: str, role: str, ds: VideoFolderDataset) -> dict:
     """Decode one video and return its cache entry (or a skip record)."""
     try:
         video = decode_video(path)
-        if video.duration + 1e-6 < ds.clip_duration:
-            raise UnusableVideo(f"{path}: {float(video.duration):.3f} s is shorter than "
-                                f"dataset.clip_duration={ds.clip_duration} s")
+        require_clip_length(path, video.duration, ds.clip_duration)
         if role == "train":
             frames = resize_uint8(video.frames_at_fps(ds.cache_fps), ds.train_short_side[1])
             return {"frames": frames, "duration": float(video.duration), "path": path}
@@ -121,7 +122,7 @@ def build_entry(path: str, role: str, ds: VideoFolderDataset) -> dict:
                  for s, e in eval_windows(video.duration, ds)]
         return {"clips": torch.stack(clips), "duration": float(video.duration), "path": path}
     except UnusableVideo as e:
-        return {"skipped": str(e), "path": path}
+        return {"skipped": e.reason, "kind": e.kind, "path": path}
 
 
 class ClipCache:
@@ -159,10 +160,9 @@ class ClipCache:
         kept: list[Clip] = []
         for c in index.clips:
             p = self.entry_path(c.path, role)
-            entry = torch.load(p, weights_only=True) if len(todo) or True else None
+            entry = torch.load(p, weights_only=True)
             if "skipped" in entry:
-                index.skipped.append((c.path, entry["skipped"]))
-                log.warning("skipped clip: %s", entry["skipped"])
+                index.skip(c.path, entry["skipped"], entry["kind"])
                 continue
             kept.append(c)
             items.append((p, c.label))
@@ -293,6 +293,7 @@ class VideoData:
         ds = self.ds
         ds.prepare()
         cache = ClipCache(ds) if ds.cache else None
+        skip_kinds: Counter = Counter()
         for split in ("train", "val", "test"):
             index = ds.index(split, probe=cache is None)
             if cache is not None:
@@ -300,10 +301,7 @@ class VideoData:
                 self.stats[f"data/cache_build_s_{split}"] = st["build_s"]
                 self.stats[f"data/cache_built_{split}"] = st["built"]
                 if not items:
-                    from mediaml.errors import DataError
-
-                    raise DataError(f"{ds.split_dir(split)}: no usable video in the {split} split "
-                                    f"({len(index.skipped)} skipped: {index.skipped[:3]})")
+                    raise index.no_usable_video(ds.split_dir(split))
                 cls = CachedTrainClips if split == "train" else CachedEvalClips
                 self.datasets[split] = cls(items, ds)
             else:
@@ -312,14 +310,17 @@ class VideoData:
                 self.datasets[split] = cls(lst, ds, len(index.clips))
             self.paths[split] = [c.path for c in index.clips]
             self.skipped += index.skipped
+            skip_kinds.update(index.skip_kinds)
             self.empty_class_dirs += index.empty_class_dirs
             self.stats[f"data/n_{split}"] = len(index.clips)
         self.stats["data/skipped_clips"] = len(self.skipped)
+        for kind, n in sorted(skip_kinds.items()):
+            self.stats[f"data/skipped_clips_{kind}"] = n
         self.stats["data/empty_class_dirs"] = len(self.empty_class_dirs)
         self.stats["data/n_classes"] = len(self.classes)
         if self.skipped:
             log.warning("%d unusable clip(s) skipped: %s", len(self.skipped),
-                        "; ".join(r for _, r in self.skipped[:5]))
+                        "; ".join(f"{Path(p).name}: {r}" for p, r in self.skipped[:5]))
         return self
 
     def loader(self, split: str, shuffle: bool | None = None) -> DataLoader:

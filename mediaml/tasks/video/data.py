@@ -8,8 +8,10 @@ Two ways to feed a model, same clips and the same pixel steps:
   training videos at the working fps and short side, evaluation clips exactly as the PyTorchVideo
   evaluation pipeline cuts them — and every epoch and later run reads those.
 
-Unusable videos (cannot be opened/decoded, shorter than one clip) and empty class folders are skipped,
-logged and counted (``data/skipped_clips``, ``data/empty_class_dirs``); an empty split is a DataError.
+Unusable videos (empty, cannot be opened/decoded, no video stream, decoding short of what the container
+claims, shorter than one clip: ``decode.UnusableVideo``) and empty class folders are skipped, logged with
+their reason and counted (``data/skipped_clips``, ``data/skipped_clips_<kind>``, ``data/empty_class_dirs``);
+a split with no usable video is a DataError naming its folder.
 """
 from __future__ import annotations
 
@@ -39,6 +41,20 @@ class SplitIndex:
     clips: list[Clip]
     skipped: list[tuple[str, str]] = field(default_factory=list)   # (path, reason)
     empty_class_dirs: list[str] = field(default_factory=list)
+    skip_kinds: list[str] = field(default_factory=list)            # UnusableVideo.kind of each skipped
+
+    def skip(self, path, reason: str, kind: str) -> None:
+        self.skipped.append((str(path), reason))
+        self.skip_kinds.append(kind)
+        log.warning("%s split: skipped clip %s: %s", self.split, path, reason)
+
+    def no_usable_video(self, d: Path) -> DataError:
+        """The error for a split whose every video was skipped (or that has none), naming its folder."""
+        reasons = "; ".join(f"{Path(p).name}: {r}" for p, r in self.skipped[:3])
+        more = f"; ... {len(self.skipped) - 3} more" if len(self.skipped) > 3 else ""
+        return DataError(f"{d}: the {self.split} split has no usable video ({len(self.skipped)} skipped"
+                         f"{': ' + reasons + more if reasons else ''}; empty class folders: "
+                         f"{self.empty_class_dirs}); expected {d}/<label>/*.mp4")
 
 
 class VideoFolderDataset:
@@ -103,7 +119,7 @@ class VideoFolderDataset:
 
     def index(self, split: str, probe: bool = True) -> SplitIndex:
         """Every video of a split with its label; with probe=True unusable videos are skipped and named."""
-        from mediaml.tasks.video.decode import UnusableVideo, probe_duration
+        from mediaml.tasks.video.decode import UnusableVideo, probe_duration, require_clip_length
 
         d = self.split_dir(split)
         out = SplitIndex(split, [])
@@ -117,27 +133,22 @@ class VideoFolderDataset:
             for f in files:
                 if probe:
                     try:
-                        dur = probe_duration(f)
-                        if dur + 1e-6 < self.clip_duration:
-                            raise UnusableVideo(f"{f}: {dur:.3f} s is shorter than "
-                                                f"dataset.clip_duration={self.clip_duration} s")
+                        require_clip_length(f, probe_duration(f), self.clip_duration)
                     except UnusableVideo as e:
-                        out.skipped.append((str(f), str(e)))
-                        log.warning("skipped clip: %s", e)
+                        out.skip(f, e.reason, e.kind)
                         continue
                 out.clips.append(Clip(str(f), label))
         extra = sorted(p.name for p in d.iterdir() if p.is_dir() and p.name not in self.classes) if d.is_dir() else []
         if extra:
             raise DataError(f"{d}: class folder(s) {extra} are not in the training split's classes {self.classes}")
         if not out.clips:
-            raise DataError(f"{d}: the {split} split has no usable video "
-                            f"({len(out.skipped)} skipped, empty class folders: {out.empty_class_dirs}); "
-                            f"expected {d}/<label>/*.mp4")
+            raise out.no_usable_video(d)
         return out
 
     # -- settings that change the pixels (cache key) -------------------------------------------
     def cache_settings(self) -> dict:
-        return {"version": 2, "clip_duration": self.clip_duration, "num_frames": self.num_frames,
+        # version 3: truncated files are skipped (decode.check_complete); v2 entries may hold them
+        return {"version": 3, "clip_duration": self.clip_duration, "num_frames": self.num_frames,
                 "train_short_side_max": self.train_short_side[1], "eval_short_side": self.eval_short_side,
                 "eval_clips_per_video": self.eval_clips_per_video, "cache_fps": self.cache_fps,
                 "decoder": "pyav-rgb24", "resize": "bilinear-round"}
@@ -209,13 +220,14 @@ class SyntheticClipsDataset(VideoFolderDataset):
         log.info("synthetic clips written to %s", self.root)
 
 
-def write_mp4(path: Path, frames, fps: int, codec: str = "mpeg4") -> None:
-    """Write RGB uint8 frames (T, H, W, 3) to an mp4 with PyAV."""
+def write_mp4(path: Path, frames, fps: int, codec: str = "mpeg4", faststart: bool = False) -> None:
+    """Write RGB uint8 frames (T, H, W, 3) to an mp4 with PyAV (faststart: the 'moov' index before the
+    frames, as ``ffmpeg -movflags faststart`` writes it)."""
     import av
     import numpy as np
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), mode="w") as out:
+    with av.open(str(path), mode="w", options={"movflags": "faststart"} if faststart else {}) as out:
         stream = out.add_stream(codec, rate=int(fps))
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "yuv420p"
