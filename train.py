@@ -31,4 +31,7 @@ if __name__ == "__main__":
         main()
     except KeyboardInterrupt as err:  # the run has ended KILLED; exit like a process killed by the signal
         print(f"interrupted: {err or 'Ctrl-C'}", file=sys.stderr)
+        # What the interpreter records for an exception it reports itself: at exit, a sweep's parent run reads
+        # it to end KILLED (mediaml.tracking.sweep), as for an interrupt nobody caught.
+        sys.last_type, sys.last_value = type(err), err
         sys.exit(143 if isinstance(err, RunInterrupted) else 130)

@@ -74,11 +74,11 @@ def parallel_jobs_of_this_sweep() -> int:
     return available_cores() if n_jobs < 0 else max(1, n_jobs)
 
 
-def set_env(n: int, override: bool = True) -> None:
+def set_env(n: int) -> None:
+    """The variables libraries read when they load (here and in the processes this one starts). MEDIAML_N_THREADS
+    itself stays the user's: a sweep's joblib workers each work out their own share of the cores."""
     for var in THREAD_VARS:
-        if override or var not in os.environ:
-            os.environ[var] = str(n)
-    os.environ[ENV] = str(n)
+        os.environ[var] = str(n)
 
 
 def cap_threads(n: int) -> int:

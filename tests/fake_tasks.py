@@ -46,14 +46,12 @@ def slow_stage(stage: str, marker: str, seconds: float = 3.0):
     return SlowStage()
 
 
-class ServerDiesTask(Task):
-    """The tracking server dies while the job runs: the task SIGKILLs it (`task.server_pid`) and returns."""
+class ServerHangsTask(Task):
+    """The tracking server stops answering while the job runs: the task freezes it (SIGSTOP to its process
+    group, `task.server_pid`) and returns; the test thaws it afterwards."""
 
     def run(self, tracker):
-        import time
-
-        os.killpg(int(self.cfg.task.server_pid), signal.SIGKILL)
-        time.sleep(1)
+        os.killpg(int(self.cfg.task.server_pid), signal.SIGSTOP)
         return {"cv/acc_mean": 0.5}
 
 
