@@ -5,8 +5,12 @@ import os
 from pathlib import Path
 
 # Thread caps first, before numpy / torch load their pools: the suite and the train.py processes it starts
-# use the one setting jobs use (mediaml/threads.py; MEDIAML_N_THREADS, default: this machine's cores).
-from mediaml.threads import cap_threads, default_threads
+# use the one setting jobs use (mediaml/threads.py). Default here 1, not the machine's cores: the suite shares
+# the machine with its own subprocesses and whatever else runs, and next to one busy process a 2-thread
+# HistGB run took 2.3x as long as a 1-thread one (benchmarks/bench_threads.py; 1.15x faster only when idle).
+os.environ.setdefault("MEDIAML_N_THREADS", "1")
+
+from mediaml.threads import cap_threads, default_threads  # noqa: E402
 
 cap_threads(default_threads())
 

@@ -55,6 +55,19 @@ class ServerHangsTask(Task):
         return {"cv/acc_mean": 0.5}
 
 
+class OverWriteLimitTask(Task):
+    """The store's file may not grow any more (`ulimit -f`, set mid-run: RLIMIT_FSIZE at the store's size),
+    then the task logs a batch of metrics the store has no room for."""
+
+    def run(self, tracker):
+        import resource
+
+        size = os.path.getsize(self.cfg.task.store_file)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+        tracker.log_metrics({f"fill/{i:05d}_{'x' * 60}": float(i) for i in range(3000)}, step=0)
+        return {"cv/acc_mean": 0.5}
+
+
 class ThreadsTask(Task):
     """Reports the thread pools of the job (threadpoolctl) and the thread variables it runs with."""
 

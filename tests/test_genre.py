@@ -61,6 +61,7 @@ def test_real_cs98x_random_forest_reproduces_seed_004(make_cfg, tmp_path):
     assert 0.33 <= m["cv/acc_mean"] <= 0.47
 
 
+@pytest.mark.slow  # long: CI runs it with -m slow
 def test_real_cs98x_seed_baselines_match_the_write_up(make_cfg, tmp_path):
     require_real(REAL)
     # The seed's logistic regression, SVC and gradient boosting scores, to the digit (same split, same settings).

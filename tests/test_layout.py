@@ -124,6 +124,7 @@ def test_missing_extra_names_every_missing_module():
         require_extra("video", ["numpy", "no_such_mod_a", "no_such_mod_b"])
 
 
+@pytest.mark.slow  # long: CI runs it with -m slow
 def test_predict_video_alias_still_works():
     r = _py("import warnings; warnings.simplefilter('error', FutureWarning)\n"
             "try:\n    import mediaml.predict_video\nexcept FutureWarning as w:\n    print('warned', w)")

@@ -87,6 +87,7 @@ def test_every_method_has_a_model_config(make_cfg):
     assert make_cfg(["task=listening", "model=deepwalk"]).model.graph == "uss"
 
 
+@pytest.mark.slow  # long: CI runs it with -m slow
 def test_real_30music_deepwalk_uss_far_above_popularity(make_cfg, store):
     """The issue's command on the real 30Music slices (R=2 to stay fast; R=10 is the default)."""
     from conftest import require_real

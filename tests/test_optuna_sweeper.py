@@ -134,6 +134,7 @@ def stop_during_second_trial(out: Path, args: tuple[str, ...], sig: signal.Signa
     assert proc.wait(timeout=30) != 0
 
 
+@pytest.mark.slow  # long: CI runs it with -m slow
 def test_ctrl_c_fails_the_running_trial_and_queues_it_for_the_rerun(tmp_path):
     args = ("hydra.sweeper.n_trials=3", "sleep=1")
     stop_during_second_trial(tmp_path, args, signal.SIGINT)
@@ -145,6 +146,7 @@ def test_ctrl_c_fails_the_running_trial_and_queues_it_for_the_rerun(tmp_path):
     assert done[2].params == done[1].params
 
 
+@pytest.mark.slow  # long: CI runs it with -m slow
 def test_trial_left_running_by_a_killed_sweep_is_failed_and_rerun_first(tmp_path):
     args = ("hydra.sweeper.n_trials=3", "sleep=1")
     stop_during_second_trial(tmp_path, args, signal.SIGKILL)

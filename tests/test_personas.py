@@ -96,6 +96,7 @@ def test_matching_rules_on_a_hand_made_excerpt():
 
 
 # -- real data -----------------------------------------------------------------------------------------
+@pytest.mark.slow  # long: CI runs it with -m slow
 def test_gold_matching_on_real_data():
     d = require_real(FEATURES)
     ds = CharacterFeaturesDataset(name="cmu_personas", data_dir=str(d), features_file=FEATURES,

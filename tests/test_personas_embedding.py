@@ -22,6 +22,7 @@ def run_metrics(make_cfg, overrides, tmp_path):
 
 
 # -- embedding personas ------------------------------------------------------------------------------
+@pytest.mark.slow  # long: CI runs it with -m slow
 @pytest.mark.parametrize("model", ["embedding_kmeans", "embedding_agglomerative"])
 def test_embedding_models_recover_planted_personas(make_cfg, tmp_path, model):
     extra = ["model.linkage=ward"] if model == "embedding_agglomerative" else []

@@ -3,6 +3,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -17,6 +19,7 @@ def test_personas_optuna_composes(make_cfg):
             "model.vector_size", "model.window"} <= set(cfg.hydra.sweeper.params)
 
 
+@pytest.mark.slow  # long: CI runs it with -m slow
 def test_personas_optuna_two_trials_on_synthetic(tmp_path):
     import optuna
 

@@ -175,6 +175,7 @@ def test_rerun_with_another_fixed_override_is_refused(sweep4):
     assert [r.info.status for r in parents(sweep4)] == ["FINISHED"]  # a refused rerun leaves the parent as it was
 
 
+@pytest.mark.slow  # long: CI runs it with -m slow
 def test_interrupted_sweep_resumes_without_redoing_trials(tmp_path):
     args = (*OPTUNA, "hydra.sweeper.n_trials=3")
     proc = subprocess.Popen(command(tmp_path, *args), cwd=REPO, env=env(tmp_path), stdout=subprocess.DEVNULL,
@@ -209,6 +210,7 @@ def test_interrupted_sweep_resumes_without_redoing_trials(tmp_path):
     assert again.data.metrics["sweep/n_complete"] == 3
 
 
+@pytest.mark.slow  # long: CI runs it with -m slow
 def test_parallel_sweep_with_joblib(tmp_path):
     train(tmp_path, *OPTUNA, "hydra.sweeper.n_trials=4", "hydra/launcher=joblib", "hydra.sweeper.n_jobs=2")
     tracked = runs(tmp_path)
@@ -222,6 +224,7 @@ def test_parallel_sweep_with_joblib(tmp_path):
     assert {r.data.tags["mlflow.parentRunId"] for r in tracked} == {parent.info.run_id}
 
 
+@pytest.mark.slow  # long: CI runs it with -m slow
 def test_grid_multirun_with_the_basic_sweeper(tmp_path):
     train(tmp_path, "-m", "model=random_forest,gaussian_nb", "logger.log_model=false", "task.cv_folds=3")
     tracked = runs(tmp_path)
@@ -258,6 +261,7 @@ def test_genre_optuna_config_resolves_when_the_sweeper_is_built(tmp_path):
     assert set(sweeper.params) >= {"model.n_estimators", "++model.max_depth"}
 
 
+@pytest.mark.slow  # long: CI runs it with -m slow
 def test_pruner_prunes_bad_trials_after_a_fold_and_they_count_toward_n_trials(tmp_path):
     """ThresholdPruner(lower=0.3) on the real CS98X table: a trial whose running CV accuracy is below 0.3
     after a fold stops there (PRUNED in Optuna, its MLflow run KILLED with optuna.state=PRUNED); the others
@@ -321,6 +325,7 @@ def test_interrupted_joblib_sweep_loses_no_finished_trial_and_repeats_none(tmp_p
     assert parent.info.status == "FINISHED" and parent.data.metrics["sweep/n_complete"] == 4
 
 
+@pytest.mark.slow  # long: CI runs it with -m slow
 def test_a_sweep_whose_trials_all_fail_ends_its_parent_failed(tmp_path):
     proc = train(tmp_path, *OPTUNA, "hydra.sweeper.n_trials=2", "task.scaler=nonsense", check=False)
     assert proc.returncode != 0 and "all 2 trials of this sweep failed" in proc.stderr

@@ -40,6 +40,7 @@ def _test_loss(cfg, state_dict, out):
     return trainer.test(model, data.loader("test"), verbose=False)[0]["test/loss"]
 
 
+@pytest.mark.slow  # long: CI runs it with -m slow
 def test_ema_weights_are_validated_checkpointed_tested_and_predicted(make_cfg, shared_cache, tmp_path):
     cfg = _cfg(make_cfg, shared_cache, "trainer.max_epochs=2", "callbacks.weight_averaging.kind=ema", "callbacks.weight_averaging.ema_decay=0.9",
                "task.optimizer.lr=0.01")
@@ -65,6 +66,7 @@ def test_ema_weights_are_validated_checkpointed_tested_and_predicted(make_cfg, s
     assert all(torch.equal(v, averaged[k]) for k, v in model.state_dict().items())
 
 
+@pytest.mark.slow  # long: CI runs it with -m slow
 def test_swa_starts_at_its_epoch_and_resumes(make_cfg, shared_cache, tmp_path):
     cfg = _cfg(make_cfg, shared_cache, "trainer.max_epochs=3", "callbacks.weight_averaging.kind=swa", "callbacks.weight_averaging.swa_start_epoch=1",
                "callbacks.model_checkpoint.save_top_k=-1", "task.test_checkpoint=last", "task.optimizer.lr=0.01")

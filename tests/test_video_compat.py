@@ -2,6 +2,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from conftest import PROJECT_ROOT
 
 IMPORT = "import pytorchvideo.transforms, pytorchvideo.data; print('ok')"
@@ -12,6 +14,7 @@ def _py(code: str) -> subprocess.CompletedProcess:
                           timeout=300)
 
 
+@pytest.mark.slow  # long: CI runs it with -m slow
 def test_pytorchvideo_needs_the_alias_and_imports_with_it():
     bare = _py(IMPORT)
     # Without the alias current torchvision breaks PyTorchVideo's import (the reason mediaml.tasks.video.compat exists).

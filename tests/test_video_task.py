@@ -32,6 +32,7 @@ def artifacts(client, run_id, path=None):
     return out
 
 
+@pytest.mark.slow  # long: CI runs it with -m slow
 def test_learns_the_planted_motion_classes(make_cfg, shared_cache, tmp_path):
     cfg = video_cfg(make_cfg, shared_cache, "logger=none", "trainer.max_epochs=10")
     m = VideoTask(cfg).run(Tracker(tmp_path / "out"))
@@ -62,6 +63,7 @@ def test_one_mlflow_run_with_metrics_checkpoints_and_confusion_matrix(make_cfg, 
     assert r.data.params["model._target_"] == "mediaml.tasks.video.nets.C3D"
 
 
+@pytest.mark.slow  # long: CI runs it with -m slow
 def test_resume_from_last_ckpt_continues_the_epoch_count(make_cfg, shared_cache, tmp_path):
     cfg = video_cfg(make_cfg, shared_cache, "logger=none", "trainer.max_epochs=2")
     first = VideoTask(cfg).run(Tracker(tmp_path / "a"))
@@ -80,6 +82,7 @@ def test_resume_from_last_ckpt_continues_the_epoch_count(make_cfg, shared_cache,
     assert VideoTask(cfg).run(Tracker(tmp_path / "b"))["train/epochs"] == 4
 
 
+@pytest.mark.slow  # long: CI runs it with -m slow
 def test_predict_a_file_and_a_folder(make_cfg, shared_cache, tmp_path):
     cfg = video_cfg(make_cfg, shared_cache, "logger=none", "trainer.max_epochs=8")
     VideoTask(cfg).run(Tracker(tmp_path / "out"))

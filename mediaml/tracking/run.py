@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mediaml.config import PROJECT_ROOT, flatten
 from mediaml.errors import ConfigError
+from mediaml.threads import resolve as resolve_threads
 from mediaml.tracking.store import ensure_experiment, resolve_tracking_uri, store_errors_named
 from mediaml.tracking.tracker import Tracker
 
@@ -100,6 +101,8 @@ def run_tags(cfg: DictConfig, output_dir: Path) -> dict[str, str]:
         "mediaml.model": model_choice,
         "mediaml.dataset": dataset_choice,
         "mediaml.seed": cfg.get("seed"),
+        # Float results depend on the thread count (reduction order): a seed repeats a run at the same count.
+        "mediaml.n_threads": resolve_threads(cfg.get("n_threads")),
         "git.commit": commit,
         "git.dirty": dirty,
         "hydra.output_dir": str(output_dir),
