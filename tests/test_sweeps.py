@@ -144,6 +144,7 @@ def test_a_sweep_is_one_parent_run_with_its_trials_nested(sweep4):
         assert files[f"figures/{name}.png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow  # long: CI runs it with -m slow
 def test_sweeps_show_prints_the_table_best_trial_and_parent_url(sweep4):
     (parent,) = parents(sweep4)
     for target in (str(sweep4 / SWEEP_ID), STUDY):

@@ -109,6 +109,7 @@ def test_sigterm_ends_killed(make_cfg, store):
     assert only_run(store)[1].info.status == "KILLED"
 
 
+@pytest.mark.slow  # long: CI runs it with -m slow
 def test_train_py_end_to_end_logs_hydra_folder(tmp_path, store):
     env = {**os.environ, "MLFLOW_TRACKING_URI": store}
     out = subprocess.run([sys.executable, "train.py", f"paths.output_root={tmp_path}", "task.cv_folds=2",
@@ -127,6 +128,7 @@ def test_logger_none_still_writes_artifacts(make_cfg, store, tmp_path):
     assert MlflowClient(store).search_experiments(filter_string="name = 'genre'") == []
 
 
+@pytest.mark.slow  # long: CI runs it with -m slow
 def test_genre_task_does_not_import_torch(tmp_path, store):
     code = (
         "import sys, runpy\n"

@@ -136,6 +136,7 @@ def copy_store(genre_store: Path, tmp_path: Path) -> Path:
     return db
 
 
+@pytest.mark.slow  # long: CI runs it with -m slow
 def test_a_read_only_store_is_named_and_the_job_exits_2(tmp_path, genre_store):
     db = copy_store(genre_store, tmp_path)
     db.chmod(0o444)
@@ -149,6 +150,7 @@ def test_a_read_only_store_is_named_and_the_job_exits_2(tmp_path, genre_store):
     assert [r.info.status for r in runs(tmp_path, "genre")] == ["FINISHED"]
 
 
+@pytest.mark.slow  # long: CI runs it with -m slow
 def test_a_store_over_its_write_limit_mid_run_ends_the_run_failed_naming_the_store(tmp_path, genre_store):
     db = copy_store(genre_store, tmp_path)
     proc = train(tmp_path, "task._target_=fake_tasks.OverWriteLimitTask", f"+task.store_file={db}", check=False)
