@@ -176,11 +176,19 @@ def experiment_identity(cfg: DictConfig) -> str:
     relative to `paths.*`), minus the keys in `task.identity_ignore` (how data is loaded, not what it is:
     batch size, loader workers, cache). Trainer, optimizer and epoch settings are not part of it: resuming
     with more epochs or another learning rate is a user's choice. A 12-hex digest, tagged `mediaml.identity`."""
+    return identity_of(experiment_params(job_config(cfg))[0], cfg)
+
+
+def job_config(cfg: DictConfig) -> DictConfig:
+    """The job's own resolved config, without Hydra's node."""
+    return OmegaConf.create({k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k != "hydra"})
+
+
+def identity_of(params: dict, cfg: DictConfig) -> str:
+    """experiment_identity from the params `experiment_params` made already."""
     import hashlib
     import json
 
-    job_cfg = OmegaConf.create({k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k != "hydra"})
-    params, _ = experiment_params(job_cfg)
     ignore = set(cfg.task.get("identity_ignore") or [])
     spec = {k: v for k, v in params.items() if k.startswith(IDENTITY_PREFIXES) and k not in ignore}
     spec.update({"task.name": cfg.task.name, "seed": cfg.get("seed")})
@@ -216,7 +224,7 @@ def tracked_run(cfg: DictConfig, output_dir: Path, description: str | None = Non
         yield Tracker(output_dir, None)
         return
     # The job's own config: Hydra's node is logged as the .hydra/ folder, not as params.
-    job_cfg = OmegaConf.create({k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k != "hydra"})
+    job_cfg = job_config(cfg)
     config_yaml = OmegaConf.to_yaml(job_cfg)
     if not cfg.logger.enabled:
         tracker = Tracker(output_dir, None)
@@ -232,9 +240,9 @@ def tracked_run(cfg: DictConfig, output_dir: Path, description: str | None = Non
     env_uri = os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(uri)
     tags = run_tags(cfg, output_dir)
-    tags["mediaml.identity"] = experiment_identity(cfg)
     params, machine_tags = experiment_params(job_cfg)
     tags.update(machine_tags)
+    tags["mediaml.identity"] = identity_of(params, cfg)  # from the params: one flattening per run
     with store_errors_named(uri):  # a store that cannot be opened or written stops the job here, named
         experiment_id = ensure_experiment(uri, cfg.logger.store_dir, cfg.logger.experiment_name, description)
         close_dead_runs(uri, experiment_id)
