@@ -36,7 +36,9 @@ def _study(storage: str, name: str, pruner_json: str = "null"):
     spec = json.loads(pruner_json or "null")
     # A loaded study does not know the sweep's pruner (Optuna does not store it): build the same one.
     pruner = instantiate(spec) if spec else optuna.pruners.NopPruner()
-    return optuna.load_study(study_name=name, storage=storage, pruner=pruner)
+    from hydra_plugins.mediaml_optuna_sweeper.storage import open_storage
+
+    return optuna.load_study(study_name=name, storage=open_storage(storage), pruner=pruner)
 
 
 def _job_study():

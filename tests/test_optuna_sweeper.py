@@ -12,7 +12,6 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
-from filelock import FileLock
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
@@ -92,7 +91,7 @@ def test_sweep_writes_results_and_rerun_runs_only_missing_trials(tmp_path):
     assert results["n_complete_trials"] == 4 and results["direction"] == "minimize"
 
     rerun = run_app(tmp_path, "hydra.sweeper.n_trials=4")  # nothing left to do
-    assert "4/4 trials complete, running 0" in rerun.stderr + rerun.stdout
+    assert "4/4 trials complete, 0 running elsewhere" in rerun.stderr + rerun.stdout
     assert len(trials(tmp_path)) == 4
 
     run_app(tmp_path, "hydra.sweeper.n_trials=6")  # two more, in job folders 4 and 5
@@ -171,8 +170,110 @@ def test_rerun_with_other_fixed_overrides_or_space_is_refused(tmp_path):
     assert [t.state.name for t in trials(tmp_path, "other")] == ["COMPLETE"]
 
 
-def test_a_second_sweep_on_the_same_study_is_refused_while_one_runs(tmp_path):
-    (tmp_path / "sweep").mkdir()
-    with FileLock(str(tmp_path / "sweep" / ".optuna_sweeper.lock")):  # as a running sweep holds it
-        proc = run_app(tmp_path, check=False)
-    assert proc.returncode != 0 and "another sweep is running" in proc.stderr
+# --- many workers, one study --------------------------------------------------------------------
+
+def study_of(out: Path, storage: str) -> optuna.Study:
+    from hydra_plugins.mediaml_optuna_sweeper.storage import open_storage
+
+    open_storage.cache_clear()  # a journal's replay state is per object: read the file afresh
+    return optuna.load_study(study_name="app", storage=open_storage(storage))
+
+
+STORAGES = {"sqlite": "sqlite:///{out}/sweep/optuna.db", "journal": "journal:///{out}/sweep/study.log"}
+FAST_BEAT = ("hydra.sweeper.heartbeat_interval=0.5", "hydra.sweeper.grace_period=3")
+
+
+def start_worker(out: Path, *args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, str(APP), "-m", f"out={out}", *FAST_BEAT, *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+@pytest.mark.parametrize("kind", sorted(STORAGES))
+def test_two_workers_started_together_run_one_study_to_exactly_n_trials(tmp_path, kind):
+    storage = STORAGES[kind].format(out=tmp_path)
+    args = ("hydra.sweeper.n_trials=6", "sleep=0.3", f"hydra.sweeper.storage={storage}")
+    workers = [start_worker(tmp_path, *args) for _ in range(2)]
+    logs = [w.communicate(timeout=120)[0] for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], logs
+    trials = study_of(tmp_path, storage).trials
+    ran = [t for t in trials if not t.user_attrs.get("mediaml.surplus")]
+    assert [t.state.name for t in ran] == ["COMPLETE"] * 6  # a global cap, nothing failed
+    assert len({tuple(sorted(t.params.items())) for t in ran}) == 6  # no draw repeated by the other worker
+    # Both took part, each trial in its own job folder named by its number.
+    assert len({t.user_attrs["mediaml.worker"] for t in ran}) == 2
+    assert sorted(int(p.name) for p in (tmp_path / "sweep").iterdir() if p.name.isdigit()) == \
+        sorted(t.number for t in ran)
+
+
+@pytest.mark.slow  # long: CI runs it with -m slow
+def test_a_worker_killed_mid_trial_loses_only_that_trial_which_the_other_runs(tmp_path):
+    storage = STORAGES["sqlite"].format(out=tmp_path)
+    args = ("hydra.sweeper.n_trials=5", "sleep=1.5", f"hydra.sweeper.storage={storage}")
+    victim = start_worker(tmp_path, *args)
+    other = start_worker(tmp_path, *args)
+    deadline = time.monotonic() + 60
+    victim_id = None
+    while victim_id is None:  # the victim is inside a trial (its job started; it sleeps 1.5 s)
+        assert time.monotonic() < deadline and victim.poll() is None, "the victim never started a trial"
+        time.sleep(0.1)
+        try:
+            study = study_of(tmp_path, storage)
+        except KeyError:  # not created yet
+            continue
+        running = [t for t in study.get_trials(states=(TrialState.RUNNING,))
+                   if t.user_attrs.get("mediaml.worker", "").endswith(f":{victim.pid}")]
+        if running and (tmp_path / "sweep" / str(running[0].number)).is_dir():
+            victim_id = running[0].number
+    os.killpg(victim.pid, signal.SIGKILL)
+    victim.wait(timeout=30)
+    log = other.communicate(timeout=120)[0]
+    assert other.returncode == 0, log
+    trials = {t.number: t for t in study_of(tmp_path, storage).trials}
+    ran = [t for t in trials.values() if not t.user_attrs.get("mediaml.surplus")]
+    assert sum(t.state == TrialState.COMPLETE for t in ran) == 5
+    lost = trials[victim_id]
+    assert lost.state == TrialState.FAIL  # the only trial lost ...
+    assert [t.number for t in ran if t.state == TrialState.FAIL] == [victim_id]
+    retry = [t for t in ran if t.user_attrs.get("mediaml.retry_of") == victim_id]
+    assert len(retry) == 1 and retry[0].state == TrialState.COMPLETE and retry[0].params == lost.params  # ... rerun
+    assert f"trial {victim_id} was lost (its worker" in log
+
+
+def test_a_trial_asked_beyond_n_trials_by_a_racing_worker_is_surplus():
+    from hydra_plugins.mediaml_optuna_sweeper._core import is_surplus
+
+    study = optuna.create_study()
+    done = study.ask()
+    study.tell(done, 1.0)
+    first, second = study.ask(), study.ask()  # two workers asking at once for the last of n_trials=2
+    assert not is_surplus(study, first, 2) and is_surplus(study, second, 2)
+    study.tell(first, state=TrialState.FAIL)  # the lower one failed: the other takes its place
+    assert not is_surplus(study, second, 2)
+    study.enqueue_trial({"x": 1.0})  # a queued trial (#3) holds a place for trials numbered above it
+    later = study._storage.create_new_trial(study._study_id)
+    assert is_surplus(study, optuna.trial.Trial(study, later), 3)
+
+
+def test_a_running_trial_is_lost_when_its_worker_is_gone_or_silent_past_the_grace_period():
+    import datetime
+    import socket
+
+    from optuna.distributions import FloatDistribution
+    from hydra_plugins.mediaml_optuna_sweeper._core import lost_because, this_worker
+
+    def running(worker: str, beat: float | None) -> optuna.trial.FrozenTrial:
+        attrs = {"mediaml.worker": worker, **({"mediaml.heartbeat": beat} if beat is not None else {})}
+        return optuna.trial.create_trial(state=TrialState.RUNNING, params={"x": 1.0},
+                                         distributions={"x": FloatDistribution(0, 2)}, user_attrs=attrs)
+
+    now = time.time()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    assert lost_because(running(this_worker(), now - 999), 60, now) is None  # this worker's own trial
+    assert lost_because(running(f"other-host:{os.getpid()}", now - 10), 60, now) is None
+    assert "no heartbeat from other-host:1 for 61 s" in lost_because(running("other-host:1", now - 61), 60, now)
+    assert "is gone" in lost_because(running(f"{socket.gethostname()}:{dead.pid}", now), 60, now)
+    assert lost_because(running(f"{socket.gethostname()}:{os.getppid()}", now), 60, now) is None  # alive
+    old = running("", None)
+    old.datetime_start = datetime.datetime.now() - datetime.timedelta(seconds=120)
+    assert "no heartbeat" in lost_because(old, 60, now)

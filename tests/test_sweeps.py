@@ -257,8 +257,8 @@ def test_genre_optuna_config_resolves_when_the_sweeper_is_built(tmp_path):
     sweeper = instantiate(cfg.hydra.sweeper)
     assert sweeper.storage == f"sqlite:///{tmp_path}/{SWEEP_ID}/optuna.db"
     assert (sweeper.study_name, sweeper.direction, sweeper.n_jobs) == (STUDY, "maximize", 1)
-    sampler = make_sampler(sweeper.sampler, n_previous=0)
-    assert isinstance(sampler, optuna.samplers.TPESampler) and sweeper.sampler["seed"] == 7
+    sampler = make_sampler(sweeper.sampler)
+    assert isinstance(sampler.inner, optuna.samplers.TPESampler) and sweeper.sampler["seed"] == 7
     assert set(sweeper.params) >= {"model.n_estimators", "++model.max_depth"}
 
 

@@ -11,6 +11,7 @@ STORAGE_ENV = "MEDIAML_OPTUNA_STORAGE"
 STUDY_ENV = "MEDIAML_OPTUNA_STUDY"
 PRUNER_ENV = "MEDIAML_OPTUNA_PRUNER"  # hydra.sweeper.pruner as JSON (null: never prune)
 TRIAL_ENV = "MEDIAML_OPTUNA_TRIAL_ID"
+TRIAL_NUMBER_ENV = "MEDIAML_OPTUNA_TRIAL_NUMBER"  # the job's number in the sweep (its folder, `sweep.job_num`)
 
 
 @dataclass
@@ -23,10 +24,13 @@ class OptunaSweeperConf:
     # Search space: dotted key -> Hydra sweep syntax (choice/range/interval/tag(log, ...)/int(...)),
     # or a plain value fixed for every trial. Sweep overrides on the command line join it.
     params: Optional[Dict[str, Any]] = None
-    # Total COMPLETE trials wanted in the study; a rerun only runs the missing ones.
+    # Total COMPLETE (+ PRUNED) trials wanted in the study, by all its workers together; a rerun only runs
+    # the missing ones.
     n_trials: int = 20
     direction: str = "minimize"  # minimize | maximize
-    # Optuna RDB storage URL (e.g. sqlite:///path/optuna.db); null keeps the study in memory.
+    # Where the study lives (see storage.py): sqlite:///path/optuna.db, postgresql+psycopg2://…,
+    # journal:///shared/fs/study.log; null keeps the study in memory. The same command started with the same
+    # storage and study_name in N shells or on N machines makes N workers of one study.
     storage: Optional[str] = None
     study_name: Optional[str] = None
     # Trials asked and launched together (run in parallel by a parallel launcher such as joblib).
@@ -38,6 +42,11 @@ class OptunaSweeperConf:
     # SuccessiveHalvingPruner, ...); empty or null: no pruning. Jobs report through mediaml.pruning.
     #   ++hydra.sweeper.pruner._target_=optuna.pruners.MedianPruner
     pruner: Optional[Dict[str, Any]] = field(default_factory=dict)
+    # Workers of one study: each marks its running trials alive every `heartbeat_interval` seconds; a RUNNING
+    # trial not marked for `grace_period` seconds (or whose worker process on this host is gone) was lost
+    # with its worker: another worker fails it and queues its params to run first.
+    heartbeat_interval: float = 10.0
+    grace_period: float = 60.0
 
 
 ConfigStore.instance().store(

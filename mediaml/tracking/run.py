@@ -25,6 +25,7 @@ from mediaml.errors import ConfigError
 from mediaml.threads import resolve as resolve_threads
 from mediaml.tracking.store import ensure_experiment, resolve_tracking_uri, store_errors_named
 from mediaml.tracking.tracker import Tracker
+from hydra_plugins.mediaml_optuna_sweeper.config import TRIAL_NUMBER_ENV
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,8 @@ def hydra_info() -> dict:
         "overrides": list(hc.overrides.task),
         "output_dir": hc.runtime.output_dir,
         "mode": str(hc.mode).split(".")[-1] if hc.mode is not None else "RUN",
-        "job_num": hc.job.get("num"),
+        # An Optuna trial's job is numbered by its trial (its folder too), whichever worker launched it.
+        "job_num": os.environ.get(TRIAL_NUMBER_ENV) or hc.job.get("num"),
         "sweep_dir": hc.sweep.dir,
     }
     return info

@@ -87,20 +87,10 @@ class SweepParentRun(Callback):
         swept, fixed = split_overrides(config)
         optuna_sweep = is_optuna(config)
         here = {"mediaml.host": socket.gethostname(), "mediaml.pid": str(os.getpid())}
-        found = client.search_runs([experiment_id], f"tags.`{ROLE_TAG}` = 'sweep' and tags.`sweep.id` = '{sweep_id}'",
-                                   max_results=1)
+        query = f"tags.`{ROLE_TAG}` = 'sweep' and tags.`sweep.id` = '{sweep_id}'"
+        found = client.search_runs([experiment_id], query, max_results=1, order_by=["attributes.start_time ASC"])
         self._before = None
-        if found:  # a rerun of the same sweep (a resumed study): the same parent
-            self.run_id = found[0].info.run_id
-            # A rerun that launches nothing (refused, or all trials done) leaves the parent as it was.
-            self._before = (found[0].info.status, len(children(client, self.run_id, experiment_id)), experiment_id)
-            client.update_run(self.run_id, status="RUNNING")
-            if optuna_sweep:
-                recover_finished_trials(client, self.run_id, experiment_id, config)
-            for k, v in here.items():
-                client.set_tag(self.run_id, k, v)
-            log.info("sweep parent run %s resumed", self.run_id)
-        else:
+        if not found:
             if optuna_sweep:
                 name = f"sweep {config.hydra.sweeper.study_name}"
             else:
@@ -112,9 +102,26 @@ class SweepParentRun(Callback):
                 tags.update({"optuna.study_name": s.study_name, "optuna.storage": s.storage or "in memory",
                              "optuna.direction": s.direction})
             run = client.create_run(experiment_id, run_name=name, tags=tags)
-            self.run_id = run.info.run_id
-            client.log_batch(self.run_id, params=[_param(k, v) for k, v in self._params(config, swept, fixed).items()])
-            log.info("sweep parent run %s (%s) in experiment %r", self.run_id, name, config.logger.experiment_name)
+            client.log_batch(run.info.run_id,
+                             params=[_param(k, v) for k, v in self._params(config, swept, fixed).items()])
+            # Workers of one study started at the same moment each created a parent: the oldest is the
+            # study's, the others delete theirs (every worker applies the same rule, so all pick the same).
+            self.run_id = elect_parent(client, experiment_id, query, run.info.run_id)
+            if self.run_id == run.info.run_id:
+                log.info("sweep parent run %s (%s) in experiment %r", self.run_id, name, config.logger.experiment_name)
+            else:
+                log.info("sweep parent run %s: another worker's (joining it)", self.run_id)
+                client.set_tag(self.run_id, "mediaml.workers", "many")
+        else:  # a rerun of the same sweep (a resumed study), or another worker of it: the same parent
+            self.run_id = found[0].info.run_id
+            # A rerun that launches nothing (refused, or all trials done) leaves the parent as it was.
+            self._before = (found[0].info.status, len(children(client, self.run_id, experiment_id)), experiment_id)
+            client.update_run(self.run_id, status="RUNNING")
+            if optuna_sweep:
+                recover_finished_trials(client, self.run_id, experiment_id, config)
+            for k, v in here.items():
+                client.set_tag(self.run_id, k, v)
+            log.info("sweep parent run %s resumed", self.run_id)
         os.environ[PARENT_ENV] = self.run_id
         os.environ[SWEPT_ENV] = ",".join(swept) if not optuna_sweep else ""
         self._ended = False
@@ -174,17 +181,41 @@ class SweepParentRun(Callback):
             log.exception("could not close the sweep parent run")
 
 
+def elect_parent(client, experiment_id: str, query: str, mine: str) -> str:
+    """The parent run of a sweep several workers may have created at once: the oldest (then the smallest
+    id); a worker whose own candidate lost deletes it."""
+    import time
+
+    time.sleep(0.2)  # let a worker that created its candidate at the same moment finish writing it
+    runs = client.search_runs([experiment_id], query, max_results=100)
+    winner = min(runs, key=lambda r: (r.info.start_time, r.info.run_id)).info.run_id if runs else mine
+    if winner != mine:
+        client.delete_run(mine)
+    return winner
+
+
+def load_study(config: DictConfig):
+    """The sweep's Optuna study (None when it has no storage or does not exist yet)."""
+    import optuna
+
+    from hydra_plugins.mediaml_optuna_sweeper.storage import open_storage
+
+    s = config.hydra.sweeper
+    if not s.storage:
+        return None
+    try:
+        return optuna.load_study(study_name=s.study_name, storage=open_storage(s.storage))
+    except KeyError:  # no such study yet
+        return None
+
+
 def recover_finished_trials(client, parent_id: str, experiment_id: str, config: DictConfig) -> list[int]:
     """A trial left RUNNING whose job's run ended FINISHED with its objective (the sweep was killed between
     the two): tell the study that value, so the rerun neither loses nor repeats it."""
     import optuna
 
-    s = config.hydra.sweeper
-    if not s.storage:
-        return []
-    try:
-        study = optuna.load_study(study_name=s.study_name, storage=s.storage)
-    except KeyError:  # no such study yet
+    study = load_study(config)
+    if study is None:
         return []
     metric = str(config.task.objective.metric)
     kids = {r.data.tags.get("sweep.job_num"): r for r in children(client, parent_id, experiment_id)
@@ -224,6 +255,9 @@ def summarise(client, parent_id: str, config: DictConfig) -> None:
     parent = client.get_run(parent_id)
     metric = str(config.task.objective.metric)
     kids = {r.data.tags.get("sweep.job_num"): r for r in children(client, parent_id, parent.info.experiment_id)}
+    study = load_study(config) if is_optuna(config) else None
+    if study is not None and close_lost_children(client, study, kids):
+        kids = {r.data.tags.get("sweep.job_num"): r for r in children(client, parent_id, parent.info.experiment_id)}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         if is_optuna(config):
@@ -284,6 +318,8 @@ def trials_frame(study, run_ids: dict[str, str] | None = None):
 
     rows = []
     for t in study.trials:
+        if t.user_attrs.get("mediaml.surplus"):  # asked by a racing worker beyond n_trials, never run
+            continue
         dur = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete and t.datetime_start else None
         rows.append({"number": t.number, "state": t.state.name, "value": t.value,
                      **{f"params.{k}": v for k, v in t.params.items()}, "duration_s": dur,
@@ -291,11 +327,26 @@ def trials_frame(study, run_ids: dict[str, str] | None = None):
     return pd.DataFrame(rows)
 
 
+def close_lost_children(client, study, kids: dict) -> list[str]:
+    """A job whose worker was killed leaves its run RUNNING, its trial FAIL (failed by the worker that took
+    over, see the sweeper): end that run FAILED, saying so."""
+    import optuna
+
+    closed = []
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,)):
+        run = kids.get(str(t.number))
+        if run is not None and run.info.status == "RUNNING":
+            client.set_tag(run.info.run_id, "mediaml.closed_by", "the sweep: its worker was lost, the trial failed "
+                                                                  "and its params were queued again")
+            client.set_terminated(run.info.run_id, status="FAILED")
+            closed.append(run.info.run_id)
+    return closed
+
+
 def _optuna_table(config: DictConfig, kids: dict, metric: str, tmp: Path):
     import optuna
 
-    s = config.hydra.sweeper
-    study = optuna.load_study(study_name=s.study_name, storage=s.storage)
+    study = load_study(config)
     table = trials_frame(study, {num: r.info.run_id for num, r in kids.items()})
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     best = study.best_trial.number if complete else None
