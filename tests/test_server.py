@@ -122,11 +122,13 @@ def test_postgresql_server_takes_eight_concurrent_jobs_and_down_stops_everything
     assert status.returncode == 0 and "healthy" in status.stdout and str(state["pg_pid"]) in status.stdout
 
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
-    jobs = [subprocess.Popen([sys.executable, "train.py", *JOB, f"paths.output_root={tmp_path / f'job{i}'}"],
-                             cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-            for i in range(N_JOBS)]
-    errors = [p.communicate(timeout=300)[1] for p in jobs]
-    assert [p.returncode for p in jobs] == [0] * N_JOBS, "\n".join(e[-2000:] for e in errors)
+    logs = [tmp_path / f"job{i}.log" for i in range(N_JOBS)]
+    jobs = [subprocess.Popen([sys.executable, "train.py", *JOB, f"paths.output_root={tmp_path / f'job{i}'}",
+                              f"logger.store_dir={tmp_path / 'store'}"],
+                             cwd=PROJECT_ROOT, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT)
+            for i, log in enumerate(logs)]
+    codes = [p.wait(timeout=300) for p in jobs]
+    assert codes == [0] * N_JOBS, "\n".join(log.read_text()[-2000:] for log in logs)
 
     client = MlflowClient(uri)
     runs = client.search_runs([client.get_experiment_by_name("genre").experiment_id])
@@ -158,13 +160,13 @@ def test_postgresql_server_takes_eight_concurrent_jobs_and_down_stops_everything
 
 
 @pytest.mark.slow
-def test_sqlite_server_up_twice_status_and_down(server_dir, tmp_path):
+def test_sqlite_server_up_twice_killed_up_again_and_down(server_dir, tmp_path):
     port = free_port()
     up = server("up", "--backend", "sqlite", "--dir", str(server_dir), "--port", str(port), "--workers", "1")
     assert up.returncode == 0, up.stderr
     uri = exported_uri(up.stdout)
     state = json.loads((server_dir / "state.json").read_text())
-    # A second `up` prints the running server and starts nothing.
+    # A second `up` prints the running server and starts nothing; one asking for another backend is refused.
     again = server("up", "--dir", str(server_dir))
     assert again.returncode == 0 and exported_uri(again.stdout) == uri and "already up" in again.stderr
     assert json.loads((server_dir / "state.json").read_text()) == state
@@ -179,10 +181,31 @@ def test_sqlite_server_up_twice_status_and_down(server_dir, tmp_path):
     assert served.read_text() == "through the server"
     assert (server_dir / "mlflow.db").is_file()
 
+    # Killed behind our back: status says so, and the next `up` cleans up after it and starts afresh.
+    os.killpg(state["mlflow_pid"], signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while processes_of(server_dir, state) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    status = server("status", "--dir", str(server_dir))
+    assert status.returncode == 1 and "NOT running" in status.stdout
+    up = server("up", "--dir", str(server_dir), "--backend", "sqlite", "--port", str(port), "--workers", "1")
+    assert up.returncode == 0 and "no longer runs" in up.stderr, up.stderr
+    state = json.loads((server_dir / "state.json").read_text())
+    assert MlflowClient(uri).get_experiment_by_name("probe") is not None  # the same store, kept across restarts
+
     before = processes_of(server_dir, state)
     down = server("down", "--dir", str(server_dir))
     assert down.returncode == 0 and "stopped" in down.stdout
     assert_all_stopped(server_dir, state, before)
+
+
+@pytest.mark.slow
+def test_a_server_that_fails_to_start_shows_its_log_and_leaves_nothing(server_dir):
+    port = free_port()
+    bad = server("up", "--backend", "sqlite", "--dir", str(server_dir), "--port", str(port), "--", "--no-such-option")
+    assert bad.returncode == 1 and "exited before answering" in bad.stderr and "--no-such-option" in bad.stderr
+    assert "Traceback" not in bad.stderr.split("--- last lines of")[0]
+    assert not (server_dir / "state.json").exists() and not listening(port)
 
 
 def test_missing_postgresql_names_the_install_command(tmp_path):
