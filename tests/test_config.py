@@ -113,3 +113,34 @@ def test_data_dir_comes_from_the_environment(make_cfg, monkeypatch, tmp_path):
 def test_dataset_of_another_task_is_refused(make_cfg, store):
     with pytest.raises(ValueError, match="dataset=netflix is for task"):
         run(make_cfg(["task=genre", "dataset=netflix"]))
+
+
+def test_the_slurm_launcher_config_renders_into_sbatch_lines(tmp_path, monkeypatch):
+    """conf/hydra/launcher/slurm.yaml: every documented key is one submitit knows, and lands in the job array's
+    sbatch script (rendered by submitit from the keys as Hydra's SlurmLauncher hands them over, without a SLURM
+    to submit to)."""
+    import submitit
+    from hydra import compose, initialize_config_dir
+    from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
+
+    import mediaml  # noqa: F401  (the ${mediaml.*} resolvers)
+
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("train", return_hydra_config=True, overrides=[
+            "hydra/launcher=slurm", "hydra.launcher.partition=gpu", "hydra.launcher.gpus_per_node=2",
+            "hydra.launcher.tasks_per_node=2", "hydra.launcher.array_parallelism=4", "hydra.launcher.timeout_min=90",
+            "hydra.launcher.setup=[source .venv/bin/activate]", "hydra.launcher.name=sweep"])
+    params = OmegaConf.to_container(cfg.hydra.launcher, resolve=False)
+    assert params.pop("_target_").endswith("SlurmLauncher")
+    # submitit refuses to build a SLURM executor where `srun` is missing; rendering the script needs none.
+    monkeypatch.setattr(submitit.SlurmExecutor, "affinity", classmethod(lambda cls: 1))
+    executor = submitit.AutoExecutor(cluster="slurm", folder=tmp_path)
+    base = set(OmegaConf.structured(BaseQueueConf).keys())
+    executor.update_parameters(**{k if k in base else f"slurm_{k}": v for k, v in params.items()
+                                  if k not in ("submitit_folder", "max_num_timeout")})
+    executor._executor.parameters["map_count"] = 8  # a batch of eight trials
+    text = executor._executor._make_submission_file_text("python -u -m submitit.core._submit", "uid")
+    for line in ("#SBATCH --partition=gpu", "#SBATCH --gpus-per-node=2", "#SBATCH --ntasks-per-node=2",
+                 "#SBATCH --time=90", "#SBATCH --array=0-7%4", "#SBATCH --cpus-per-task=4", "#SBATCH --mem=16GB",
+                 "source .venv/bin/activate"):
+        assert line in text, (line, text)
