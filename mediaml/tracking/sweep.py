@@ -232,7 +232,9 @@ def recover_finished_trials(client, parent_id: str, experiment_id: str, config: 
 
 
 def _sigterm_to_interrupt(signum, frame):
-    raise KeyboardInterrupt(f"received signal {signum}")
+    from mediaml.tracking.run import RunInterrupted  # train.py exits 143 on it, like a process killed by SIGTERM
+
+    raise RunInterrupted(f"received signal {signum}")
 
 
 def _param(key: str, value: Any):

@@ -242,6 +242,28 @@ def test_sigkill_during_a_serial_sweep_then_the_rerun_repeats_no_finished_trial(
     assert "RUNNING" not in {r.info.status for r in job_runs}  # the killed trial's run was closed
 
 
+@pytest.mark.slow
+def test_sigterm_to_a_multirun_exits_143_and_ends_its_parent_killed(tmp_path):
+    """A batch scheduler's SIGTERM (scancel, a preemption) to a grid multirun, wherever it lands (in a job or
+    between two): exit code 143 as for a process the signal killed, the parent run KILLED."""
+    args = ("-m", "seed=0,1,2,3,4,5", "logger.log_model=false", "task.cv_folds=2")
+    runs(tmp_path, "genre")  # the store exists before the job starts: polling it must not race its creation
+    proc = subprocess.Popen(command(tmp_path, *args), cwd=REPO, env=env(tmp_path), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not [r for r in runs(tmp_path, "genre") if r.info.status == "FINISHED"]:
+        assert proc.poll() is None and time.monotonic() < deadline, "no job finished"
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGTERM)
+    err = proc.communicate(timeout=60)[1]
+    assert proc.returncode == 143, err[-3000:]
+    every = runs(tmp_path, "genre")
+    (parent,) = [r for r in every if r.data.tags.get("mediaml.role") == "sweep"]
+    assert parent.info.status == "KILLED"
+    assert "RUNNING" not in {r.info.status for r in every}
+    assert len(every) < 7  # it stopped: not all six jobs ran
+
+
 # -- 9 + 10: thread caps from one setting; a seed repeats a video run -----------------------------------------
 
 @pytest.mark.slow  # long: CI runs it with -m slow
