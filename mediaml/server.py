@@ -55,6 +55,7 @@ from mediaml.config import PROJECT_ROOT
 BACKENDS = ("postgresql", "sqlite")
 DB_NAME, DB_USER = "mlflow", "mediaml"
 PG_TOOLS = ("initdb", "pg_ctl", "postgres", "createdb")
+CONF_MARK = "# mediaml.server: TCP on the loopback only, no unix socket"
 INSTALL_HINT = (
     "  Debian/Ubuntu: sudo apt-get install postgresql   (binaries in /usr/lib/postgresql/<version>/bin)\n"
     "  conda:         conda install -c conda-forge postgresql\n"
@@ -265,8 +266,15 @@ def init_cluster(d: Path, bindir: Path, as_user: dict) -> None:
     """On first use: initdb a cluster in d/postgres (user `mediaml` with a generated password kept in d/pgpass,
     TCP on 127.0.0.1 only, no unix socket)."""
     pgdata = d / "postgres"
-    if (pgdata / "PG_VERSION").is_file():
-        return
+    if not (pgdata / "PG_VERSION").is_file():
+        _initdb(d, pgdata, bindir, as_user)
+    conf = pgdata / "postgresql.conf"
+    if CONF_MARK not in conf.read_text():
+        with open(conf, "a") as f:
+            f.write(f"\n{CONF_MARK}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = ''\n")
+
+
+def _initdb(d: Path, pgdata: Path, bindir: Path, as_user: dict) -> None:
     pgdata.mkdir(mode=0o700, exist_ok=True)
     _own(pgdata, as_user)
     reach = ["sh", "-c", 'test -w "$1" && test -x "$1"', "sh", str(pgdata)]
@@ -287,9 +295,13 @@ def init_cluster(d: Path, bindir: Path, as_user: dict) -> None:
                         "-E", "UTF8", "--no-locale"], as_user)
     finally:
         pwfile.unlink(missing_ok=True)
-    with open(pgdata / "postgresql.conf", "a") as f:
-        f.write("\n# mediaml.server: TCP on the loopback only, no unix socket\n"
-                "listen_addresses = '127.0.0.1'\nunix_socket_directories = ''\n")
+
+
+def client_env(d: Path) -> dict:
+    """The environment of a PostgreSQL client of the cluster: its password from d/pgpass, none from elsewhere."""
+    env = {k: v for k, v in os.environ.items() if k != "PGPASSWORD"}
+    env["PGPASSFILE"] = str(d / "pgpass")
+    return env
 
 
 def start_postgres(d: Path, bindir: Path, as_user: dict, port: int) -> int:
@@ -304,7 +316,7 @@ def start_postgres(d: Path, bindir: Path, as_user: dict, port: int) -> int:
     pg_run(bindir, ["pg_ctl", "start", "-D", str(pgdata), "-l", str(log), "-o", f"-p {port}", "-w", "-t", "60"], as_user, log)
     pid = int((pgdata / "postmaster.pid").read_text().split()[0])
     r = subprocess.run([str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", DB_USER, DB_NAME],
-                       capture_output=True, text=True, env={**os.environ, "PGPASSFILE": str(d / "pgpass")})
+                       capture_output=True, text=True, env=client_env(d))
     if r.returncode != 0 and "already exists" not in r.stderr:
         raise StartError(f"createdb {DB_NAME} failed: {r.stderr.strip()}\n{log_tail(log)}")
     return pid
@@ -322,12 +334,21 @@ def stop_postgres(d: Path, state: dict) -> None:
 
 
 # -- the mlflow server ----------------------------------------------------------------------------------
+def machine_names() -> list[str]:
+    """This machine's name(s) and outward IP address, as clients on other machines reach it."""
+    names = {socket.gethostname(), socket.getfqdn()}
+    with contextlib.suppress(OSError), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.connect(("10.255.255.255", 1))  # UDP: picks the outgoing interface, sends nothing
+        names.add(s.getsockname()[0])
+    return sorted(n for n in names if n and not n.startswith(("localhost", "127.")))
+
+
 def allowed_hosts(host: str) -> list[str]:
     """For a server bound beyond the loopback: MLflow's default Host-header list (localhost, private IPs)
-    plus this machine's names, which clients on other nodes put in their requests."""
+    plus this machine's names and address, which clients on other machines put in their requests."""
     if host in ("127.0.0.1", "localhost", "::1"):
         return []
-    names = {"localhost", "127.0.0.1", socket.gethostname(), socket.getfqdn(), host}
+    names = {"localhost", "127.0.0.1", host, *machine_names()}
     patterns = sorted(n for name in names for n in (name, f"{name}:*"))
     return [",".join(patterns + ["10.*", "192.168.*", *(f"172.{i}.*" for i in range(16, 32))])]
 
@@ -340,12 +361,14 @@ def start_mlflow(d: Path, backend_uri: str, host: str, port: int, workers: int, 
     if "--allowed-hosts" not in extra:
         hosts = allowed_hosts(host)
         cmd += ["--allowed-hosts", *hosts] if hosts else []
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    env["PGPASSFILE"] = str(d / "pgpass")
+    env = client_env(d)
+    env.pop("MLFLOW_TRACKING_URI", None)
     # MLflow 3's GenAI job runner (scorers, prompt optimisation) forks 7 huey consumers: 40 s of start-up on
     # 2 cores, unused by training runs. MLFLOW_SERVER_ENABLE_JOB_EXECUTION=true in the environment keeps it.
     env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
-    with open(d / "logs" / "mlflow.log", "ab") as log:
+    with open(d / "logs" / "mlflow.log", "a") as log:
+        log.write(f"\n=== mediaml.server up, {time.strftime('%Y-%m-%d %H:%M:%S')}: {' '.join(cmd + extra)}\n")
+        log.flush()
         proc = subprocess.Popen(cmd + extra, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 cwd=d, env=env, start_new_session=True)
     return proc.pid
@@ -387,7 +410,8 @@ def describe(state: dict) -> list[str]:
                      f"log {state['pg_log']}")
     lines.append(f"  artifacts: {state['artifacts']} (served: clients upload over HTTP)")
     if state["host"] not in ("127.0.0.1", "localhost"):
-        lines.append(f"  from other machines: export MLFLOW_TRACKING_URI=http://{socket.getfqdn()}:{state['port']}")
+        lines += [f"  from other machines: export MLFLOW_TRACKING_URI=http://{name}:{state['port']}"
+                  for name in machine_names()]
     return lines
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -162,10 +163,14 @@ def test_postgresql_server_takes_eight_concurrent_jobs_and_down_stops_everything
 @pytest.mark.slow
 def test_sqlite_server_up_twice_killed_up_again_and_down(server_dir, tmp_path):
     port = free_port()
-    up = server("up", "--backend", "sqlite", "--dir", str(server_dir), "--port", str(port), "--workers", "1")
+    up = server("up", "--backend", "sqlite", "--dir", str(server_dir), "--port", str(port), "--workers", "1",
+                "--host", "0.0.0.0")
     assert up.returncode == 0, up.stderr
     uri = exported_uri(up.stdout)
     state = json.loads((server_dir / "state.json").read_text())
+    # Bound to every interface: the address it prints for other machines takes requests (MLflow's Host check).
+    remote = [ln.split("=", 1)[1] for ln in up.stderr.splitlines() if "from other machines" in ln]
+    remote = [u for u in remote if re.fullmatch(r"http://[\d.]+:\d+", u)] or [uri]
     # A second `up` prints the running server and starts nothing; one asking for another backend is refused.
     again = server("up", "--dir", str(server_dir))
     assert again.returncode == 0 and exported_uri(again.stdout) == uri and "already up" in again.stderr
@@ -173,7 +178,7 @@ def test_sqlite_server_up_twice_killed_up_again_and_down(server_dir, tmp_path):
     other = server("up", "--dir", str(server_dir), "--backend", "postgresql")
     assert other.returncode == 2 and "already up" in other.stderr and "down" in other.stderr
 
-    client = MlflowClient(uri)
+    client = MlflowClient(remote[0])
     run = client.create_run(client.create_experiment("probe"))
     (tmp_path / "note.txt").write_text("through the server")
     client.log_artifact(run.info.run_id, str(tmp_path / "note.txt"))
