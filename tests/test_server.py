@@ -125,7 +125,8 @@ def test_postgresql_server_takes_eight_concurrent_jobs_and_down_stops_everything
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
     logs = [tmp_path / f"job{i}.log" for i in range(N_JOBS)]
     jobs = [subprocess.Popen([sys.executable, "train.py", *JOB, f"paths.output_root={tmp_path / f'job{i}'}",
-                              f"logger.store_dir={tmp_path / 'store'}"],
+                              # a lock folder per job, as on separate machines: the experiment's creation races
+                              f"logger.store_dir={tmp_path / f'store{i}'}"],
                              cwd=PROJECT_ROOT, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT)
             for i, log in enumerate(logs)]
     codes = [p.wait(timeout=300) for p in jobs]

@@ -46,7 +46,8 @@ def ensure_experiment(uri: str, store_dir: str | Path, name: str, description: s
     The experiment is tagged a model-training experiment and, given a `description`, carries it as its
     note (`mlflow.note.content`, shown on the experiment page). Parallel sweep jobs that race to create a
     new sqlite store (its tables and migrations) or the same experiment fail, so creation is serialised
-    with a file lock beside the database.
+    with a file lock beside the database; jobs on different machines (a server, no shared lock) that race
+    to create the experiment take the one that won.
     """
     from mlflow.tracking import MlflowClient
 
@@ -68,7 +69,15 @@ def ensure_experiment(uri: str, store_dir: str | Path, name: str, description: s
             # A sqlite store elsewhere (tests, a user's own file): artifacts beside that database.
             db = Path(uri[len("sqlite:///"):])
             artifact_location = (db.parent / "artifacts" / name).as_uri()
-        return client.create_experiment(name, artifact_location=artifact_location, tags=wanted)
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return client.create_experiment(name, artifact_location=artifact_location, tags=wanted)
+        except MlflowException as e:
+            # Jobs on other machines share no lock: one of those that raced to create it won, take its experiment.
+            if e.error_code != "RESOURCE_ALREADY_EXISTS" or client.get_experiment_by_name(name) is None:
+                raise
+            return client.get_experiment_by_name(name).experiment_id
 
 
 class StoreError(ConfigError):
