@@ -9,7 +9,7 @@ Each cell starts N copies of the same command at the same moment (as N shells or
 on a fresh study, and times them until every worker has returned; trials per minute = T / wall time. The
 study storage is the only thing that changes between rows: sqlite file, journal file (Optuna's
 JournalFileBackend, as on NFS), PostgreSQL (a cluster of its own started by `python -m mediaml.server up` in a
-tmp folder, database `optuna`). Runs are not tracked (`logger=none`), so the MLflow store plays no part here
+tmp folder: its database `optuna`). Runs are not tracked (`logger=none`), so the MLflow store plays no part here
 (benchmarks/bench_tracking_server.py measures that). Checked for every cell: exactly T COMPLETE trials.
 Each worker caps its threads at cores // workers (n_threads), as a user sharing a machine would.
 """
@@ -29,17 +29,14 @@ sys.path.insert(0, str(REPO))
 
 
 def start_postgres(tmp: Path) -> tuple[str, dict]:
-    """PostgreSQL through mediaml.server (a tmp data folder), plus a database `optuna`: (URL, env for libpq)."""
+    """PostgreSQL through mediaml.server (a tmp data folder): its `optuna` database's URL, env for libpq."""
     d = tmp / "server"
     r = subprocess.run([sys.executable, "-m", "mediaml.server", "up", "--backend", "postgresql", "--dir", str(d),
                         "--port", str(free_port())], cwd=REPO, capture_output=True, text=True)
     if r.returncode != 0:
         sys.exit(f"mediaml.server up failed:\n{r.stderr[-3000:]}")
     state = json.loads((d / "state.json").read_text())
-    env = {"PGPASSFILE": str(d / "pgpass")}
-    subprocess.run([str(Path(state["pg_bindir"]) / "createdb"), "-h", "127.0.0.1", "-p", str(state["pg_port"]),
-                    "-U", "mediaml", "optuna"], check=True, env={**os.environ, **env})
-    return f"postgresql+psycopg2://mediaml@127.0.0.1:{state['pg_port']}/optuna", env
+    return state["optuna_storage"], {"PGPASSFILE": str(d / "pgpass")}
 
 
 def free_port() -> int:

@@ -10,7 +10,8 @@
 Everything lives in one data folder, `<repo>/.cache/server/` unless `--dir` or MEDIAML_SERVER_DIR names
 another:
 
-    postgres/      a PostgreSQL cluster of its own (initdb on first use; database `mlflow`, user `mediaml`,
+    postgres/      a PostgreSQL cluster of its own (initdb on first use; database `mlflow` for runs, `optuna` for
+                   studies many workers share (hydra.sweeper.storage, URL in `status`), user `mediaml`,
                    a generated password in `pgpass`), listening on 127.0.0.1 only, on a free port
     mlflow.db      the store instead of PostgreSQL with `--backend sqlite`
     artifacts/     the served artifact root (`--serve-artifacts`): clients anywhere upload and download
@@ -58,6 +59,7 @@ from mediaml.config import PROJECT_ROOT
 
 BACKENDS = ("postgresql", "sqlite")
 DB_NAME, DB_USER = "mlflow", "mediaml"
+OPTUNA_DB = "optuna"  # a database for Optuna studies shared by many workers (hydra.sweeper.storage)
 PG_TOOLS = ("initdb", "pg_ctl", "postgres", "createdb")
 CONF_MARK = "# mediaml.server: TCP on the loopback only, no unix socket"
 INSTALL_HINT = (
@@ -319,10 +321,11 @@ def start_postgres(d: Path, bindir: Path, as_user: dict, port: int) -> int:
         pg_run(bindir, ["pg_ctl", "stop", "-D", str(pgdata), "-m", "fast", "-w"], as_user, log)
     pg_run(bindir, ["pg_ctl", "start", "-D", str(pgdata), "-l", str(log), "-o", f"-p {port}", "-w", "-t", "60"], as_user, log)
     pid = int((pgdata / "postmaster.pid").read_text().split()[0])
-    r = subprocess.run([str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", DB_USER, DB_NAME],
-                       capture_output=True, text=True, env=client_env(d))
-    if r.returncode != 0 and "already exists" not in r.stderr:
-        raise StartError(f"createdb {DB_NAME} failed: {r.stderr.strip()}\n{log_tail(log)}")
+    for db in (DB_NAME, OPTUNA_DB):
+        r = subprocess.run([str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", DB_USER, db],
+                           capture_output=True, text=True, env=client_env(d))
+        if r.returncode != 0 and "already exists" not in r.stderr:
+            raise StartError(f"createdb {db} failed: {r.stderr.strip()}\n{log_tail(log)}")
     return pid
 
 
@@ -412,6 +415,8 @@ def describe(state: dict) -> list[str]:
     if state["backend"] == "postgresql":
         lines.append(f"  postgresql: pid {state['pg_pid']}, 127.0.0.1:{state['pg_port']}, data {state['pg_data']}, "
                      f"log {state['pg_log']}")
+        lines.append(f"  optuna studies (workers on this machine): PGPASSFILE={state['dir']}/pgpass "
+                     f"python train.py -m ... hydra.sweeper.storage={state['optuna_storage']}")
     lines.append(f"  artifacts: {state['artifacts']} (served: clients upload over HTTP)")
     if state["host"] not in ("127.0.0.1", "localhost"):
         lines += [f"  from other machines: export MLFLOW_TRACKING_URI=http://{name}:{state['port']}"
@@ -459,12 +464,18 @@ def up(d: Path, backend: str | None, host: str, port: int | None, pg_port: int |
             pgdata = d / "postgres"
             want = (pgdata / "PG_VERSION").read_text().strip() if (pgdata / "PG_VERSION").is_file() else None
             bindir, as_user = find_bindir(want), pg_user()
+            # The port of the last start when it is free: the studies' storage URL stays the same across `up`s.
+            last = d / "pg_port"
+            if not pg_port and last.is_file() and port_free("127.0.0.1", int(last.read_text())):
+                pg_port = int(last.read_text())
             pg_port = pg_port or free_port()
+            last.write_text(str(pg_port))
             if not port_free("127.0.0.1", pg_port):
                 raise UsageError(f"port {pg_port} on 127.0.0.1 is taken: pick another with --pg-port N")
             init_cluster(d, bindir, as_user)
             state.update(pg_bindir=str(bindir), pg_port=pg_port, pg_data=str(pgdata), pg_log=str(d / "logs" / "postgres.log"),
-                         backend_uri=f"postgresql+psycopg2://{DB_USER}@127.0.0.1:{pg_port}/{DB_NAME}")
+                         backend_uri=f"postgresql+psycopg2://{DB_USER}@127.0.0.1:{pg_port}/{DB_NAME}",
+                         optuna_storage=f"postgresql+psycopg2://{DB_USER}@127.0.0.1:{pg_port}/{OPTUNA_DB}")
         else:
             state["backend_uri"] = f"sqlite:///{d / 'mlflow.db'}"
         try:

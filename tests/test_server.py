@@ -154,6 +154,18 @@ def test_postgresql_server_takes_eight_concurrent_jobs_and_down_stops_everything
         assert model.artifact_location.startswith("mlflow-artifacts:/")
         assert (Path(state["artifacts"]) / urlparse(model.artifact_location).path.lstrip("/") / "MLmodel").is_file()
 
+    # The cluster's `optuna` database takes a study (the storage workers of one study share), password from pgpass.
+    import optuna
+
+    os.environ["PGPASSFILE"] = str(server_dir / "pgpass")
+    try:
+        study = optuna.create_study(study_name="s", storage=state["optuna_storage"], direction="maximize")
+        study.tell(study.ask(), 1.0)
+        assert optuna.load_study(study_name="s", storage=state["optuna_storage"]).best_value == 1.0
+    finally:
+        del os.environ["PGPASSFILE"]
+    assert f"hydra.sweeper.storage={state['optuna_storage']}" in status.stderr + status.stdout
+
     before = processes_of(server_dir, state)
     assert state["mlflow_pid"] in before and state["pg_pid"] in before and len(before) >= 4
     down = server("down", "--dir", str(server_dir))
