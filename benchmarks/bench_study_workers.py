@@ -79,10 +79,12 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
+        tmp.chmod(0o755)  # run as root, PostgreSQL runs as `postgres`, which must enter the folder
         urls, envs = {"sqlite": f"sqlite:///{tmp}/optuna.db", "journal": f"journal:///{tmp}/study.log"}, {}
         try:
             if "postgresql" in args.storages:
                 urls["postgresql"], envs["postgresql"] = start_postgres(tmp)
+                os.environ.update(envs["postgresql"])  # this process reads the studies back too
             rows = []
             for kind in args.storages:
                 for n in args.workers:
