@@ -12,6 +12,10 @@ function here does nothing.
     report(value, step)                       # raises optuna.TrialPruned when the pruner says stop
     mediaml.training.optuna_pruning(monitor)  # the same as a Lightning callback (callbacks.optuna_pruning)
 
+In a DDP job only rank 0 talks to the study (mediaml.tracking.run.distributed_rank): `current_trial()` is None on
+the other ranks, so `report`, `tell_result` and `tell_pruned` do nothing there, while `pruner_enabled()` is true
+on every rank of a trial (the Lightning callback runs on all ranks and follows rank 0's decision).
+
 Pruned trials: Optuna state PRUNED (they count toward n_trials, their value is never the best); the job's
 MLflow run ends KILLED with the tag `optuna.state=PRUNED` (KILLED: stopped before its end on purpose).
 """
@@ -45,14 +49,21 @@ def _job_study():
     return _study(os.environ[STORAGE_ENV], os.environ[STUDY_ENV], os.environ.get(PRUNER_ENV, "null"))
 
 
-def current_trial():
-    """This job's `optuna.Trial`, or None outside an Optuna sweep with a storage."""
+def in_trial() -> bool:
+    """Whether this process runs a job of an Optuna sweep with a storage (on any DDP rank)."""
     storage, name, trial_id = (os.environ.get(v) for v in (STORAGE_ENV, STUDY_ENV, TRIAL_ENV))
-    if not (storage and name and trial_id and trial_id.isdigit()):
+    return bool(storage and name and trial_id and trial_id.isdigit())
+
+
+def current_trial():
+    """This job's `optuna.Trial`, or None outside an Optuna sweep with a storage and on DDP ranks other than 0."""
+    from mediaml.tracking.run import distributed_rank
+
+    if not in_trial() or distributed_rank() != 0:
         return None
     import optuna
 
-    return optuna.trial.Trial(_job_study(), int(trial_id))
+    return optuna.trial.Trial(_job_study(), int(os.environ[TRIAL_ENV]))
 
 
 def is_pruned(exc: BaseException) -> bool:
@@ -98,5 +109,5 @@ def tell_pruned() -> None:
 
 def pruner_enabled() -> bool:
     """Whether this job runs as an Optuna trial that can report (any pruner; Optuna's default NopPruner
-    never prunes)."""
-    return current_trial() is not None
+    never prunes), on any DDP rank (only rank 0 reports)."""
+    return in_trial()

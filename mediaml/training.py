@@ -41,7 +41,10 @@ def instantiate_callbacks(group: DictConfig | dict | None, **runtime: dict[str, 
 def optuna_pruning(monitor: str):
     """`callbacks.optuna_pruning`: after each validation, report `monitor` to this job's Optuna trial at the
     epoch; when the study's pruner prunes, training stops at the end of that epoch and the task raises
-    optuna.TrialPruned (`pruned`). None outside an Optuna sweep (mediaml.pruning)."""
+    optuna.TrialPruned (`pruned`). None outside an Optuna sweep (mediaml.pruning).
+
+    Under DDP only rank 0 reports; its decision is broadcast, so every rank stops at the same epoch (a rank
+    that went on would wait for the others in its next collective)."""
     from mediaml.pruning import is_pruned, pruner_enabled, report
 
     if not pruner_enabled():
@@ -56,12 +59,20 @@ def optuna_pruning(monitor: str):
         def on_validation_end(self, trainer, pl_module):
             if trainer.sanity_checking or self.monitor not in trainer.callback_metrics:
                 return
-            try:
-                report(float(trainer.callback_metrics[self.monitor]), trainer.current_epoch)
-            except BaseException as e:
-                if not is_pruned(e):
-                    raise
-                self.pruned = e
+            pruned = None
+            if trainer.is_global_zero:
+                try:
+                    report(float(trainer.callback_metrics[self.monitor]), trainer.current_epoch)
+                except BaseException as e:
+                    if not is_pruned(e):
+                        raise
+                    pruned = e
+            if trainer.world_size > 1 and trainer.strategy.broadcast(pruned is not None, src=0) and pruned is None:
+                import optuna
+
+                pruned = optuna.TrialPruned(f"pruned by rank 0 at epoch {trainer.current_epoch}")
+            if pruned is not None:
+                self.pruned = pruned
                 trainer.should_stop = True
 
     return OptunaPruning(monitor)

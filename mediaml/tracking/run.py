@@ -198,9 +198,10 @@ def identity_of(params: dict, cfg: DictConfig) -> str:
 
 
 def distributed_rank() -> int:
-    """This process's rank in a distributed job (RANK / LOCAL_RANK, set by Lightning's DDP launcher
-    and torchrun for the processes it starts); 0 outside one."""
-    for var in ("RANK", "LOCAL_RANK"):
+    """This process's rank in a distributed job; 0 outside one. RANK (torchrun, Lightning's ranks), SLURM_PROCID
+    (srun's tasks: Lightning's SLURMEnvironment), then LOCAL_RANK and NODE_RANK (Lightning's launcher run on
+    each node by hand): only the process where all are 0 (or unset) tracks the job."""
+    for var in ("RANK", "SLURM_PROCID", "LOCAL_RANK", "NODE_RANK"):
         value = os.environ.get(var, "").strip()
         if value and value != "0":
             return int(value)

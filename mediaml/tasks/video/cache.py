@@ -6,7 +6,9 @@ path, size and mtime. Roles:
 
 * ``train``: the whole video at ``cache_fps`` frames per second, short side = max(train_short_side);
   each epoch cuts a random ``clip_duration`` window from it (PyTorchVideo's RandomClipSampler rule),
-  subsamples ``num_frames`` and applies the random scale / crop / flip.
+  subsamples ``num_frames`` and applies the random scale / crop / flip. Order and draws depend on the seed,
+  the epoch and the video only (``EpochShuffle``): one process with batch B and W DDP ranks with batch B/W
+  train on the same global batches.
 * ``eval``: the ``eval_clips_per_video`` clips of PyTorchVideo's ConstantClipsPerVideoSampler, cut with
   EncodedVideoPyAV's frame rule, subsampled and scaled to ``eval_short_side``: the same uint8 tensors
   the decode-every-epoch evaluation pipeline produces (tests/test_video_data.py).
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import random
 import time
@@ -27,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader, Dataset, IterableDataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, IterableDataset
 
 from mediaml.tasks.video.data import Clip, SplitIndex, VideoFolderDataset
 from mediaml.tasks.video.decode import UnusableVideo, decode_video, require_clip_length, resize_uint8, subsample
@@ -60,17 +63,18 @@ class TrainPixels:
         self.lo, self.hi = ds.train_short_side
         self.crop, self.p, self.mean, self.std = ds.crop, ds.hflip, ds.mean, ds.std
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, rng: random.Random | None = None) -> torch.Tensor:
+        rng = rng or random  # the module's generator unless the caller brings its own
         # Scaling the short side to s then cropping `crop` pixels equals cropping a window of
         # crop * short / s pixels and scaling only that window to crop x crop: same pixels, far less work.
-        size = random.randint(self.lo, self.hi)
+        size = rng.randint(self.lo, self.hi)
         h, w = x.shape[-2:]
         win = min(h, w, max(1, int(round(self.crop * min(h, w) / size))))
-        i, j = random.randint(0, h - win), random.randint(0, w - win)
+        i, j = rng.randint(0, h - win), rng.randint(0, w - win)
         x = x[..., i:i + win, j:j + win].float()
         if win != self.crop:
             x = torch.nn.functional.interpolate(x, size=(self.crop, self.crop), mode="bilinear", align_corners=False)
-        if random.random() < self.p:
+        if rng.random() < self.p:
             x = x.flip(-1)
         return normalize(x, self.mean, self.std)
 
@@ -135,7 +139,15 @@ class ClipCache:
 
     def build(self, index: SplitIndex, role: str) -> tuple[list[tuple[Path, int]], dict]:
         """Decode what is missing; return [(entry file, label)] for usable videos and build stats.
-        Skipped videos are appended to index.skipped."""
+        Skipped videos are appended to index.skipped. One process decodes a role at a time (a file lock):
+        DDP ranks and parallel jobs on the same cache wait for it and read its entries."""
+        from filelock import FileLock
+
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(self.dir / f".{role}.lock")):
+            return self._build(index, role)
+
+    def _build(self, index: SplitIndex, role: str) -> tuple[list[tuple[Path, int]], dict]:
         todo = [c for c in index.clips if not self.entry_path(c.path, role).is_file()]
         start = time.perf_counter()
         if todo:
@@ -170,11 +182,43 @@ class ClipCache:
         return items, {"built": len(todo), "build_s": time.perf_counter() - start}
 
 
-class CachedTrainClips(Dataset):
-    """Random clip of a cached training video per item (map-style: works with DistributedSampler)."""
+class EpochShuffle(DistributedSampler):
+    """The training order for any number of DDP ranks: one permutation of the videos per epoch, seeded by
+    (seed, epoch) as torch's DistributedSampler does, dealt round robin (rank r of W takes positions r, r+W, ...),
+    so the global batches of W ranks with batch B/W are those of one process with batch B. Yields
+    (index, epoch): CachedTrainClips draws each item's window, scale, crop and flip from (seed, epoch, index),
+    not from the process's generator. The ranks (unless given) are read from torch.distributed when iterated:
+    Lightning keeps a DistributedSampler as it is, and calls its set_epoch."""
 
-    def __init__(self, items, ds: VideoFolderDataset):
-        self.items, self.ds, self.pixels = items, ds, TrainPixels(ds)
+    def __init__(self, data, seed: int = 0, num_replicas: int | None = None, rank: int | None = None):
+        super().__init__(data, num_replicas=num_replicas or 1, rank=rank or 0, shuffle=True, seed=int(seed),
+                         drop_last=False)
+        self._given = num_replicas is not None
+
+    def _ranks(self) -> None:
+        import torch.distributed as dist
+
+        if not self._given and dist.is_available() and dist.is_initialized():
+            self.num_replicas, self.rank = dist.get_world_size(), dist.get_rank()
+        self.num_samples = math.ceil(len(self.dataset) / self.num_replicas)
+        self.total_size = self.num_samples * self.num_replicas
+
+    def __iter__(self):
+        self._ranks()
+        epoch = self.epoch
+        return ((i, epoch) for i in super().__iter__())
+
+    def __len__(self) -> int:
+        self._ranks()
+        return self.num_samples
+
+
+class CachedTrainClips(Dataset):
+    """Random clip of a cached training video per item (map-style: works with DistributedSampler). An item
+    asked as (index, epoch) (EpochShuffle) draws from its own generator seeded by (seed, epoch, index)."""
+
+    def __init__(self, items, ds: VideoFolderDataset, seed: int = 0):
+        self.items, self.ds, self.pixels, self.seed = items, ds, TrainPixels(ds), int(seed)
         self._mem: dict[int, dict] = {}
 
     def __len__(self):
@@ -185,15 +229,17 @@ class CachedTrainClips(Dataset):
             self._mem[i] = torch.load(self.items[i][0], weights_only=True)
         return self._mem[i]
 
-    def __getitem__(self, i):
+    def __getitem__(self, key):
+        i, epoch = key if isinstance(key, tuple) else (key, None)
+        rng = random.Random(f"{self.seed}:{epoch}:{i}") if epoch is not None else random
         e = self._entry(i)
         frames, duration, ds = e["frames"], e["duration"], self.ds
-        start = random.uniform(0, max(duration - ds.clip_duration, 0.0))
+        start = rng.uniform(0, max(duration - ds.clip_duration, 0.0))
         n = frames.shape[1]
         lo = min(n - 1, int(round(start * ds.cache_fps)))
         hi = max(lo + 1, min(n, int(round((start + ds.clip_duration) * ds.cache_fps))))
         clip = subsample(frames[:, lo:hi], ds.num_frames)
-        return {"video": self.pixels(clip), "label": self.items[i][1], "index": i}
+        return {"video": self.pixels(clip, rng), "label": self.items[i][1], "index": i}
 
 
 class CachedEvalClips(Dataset):
@@ -277,8 +323,8 @@ class DecodedEvalClips(IterableDataset):
 class VideoData:
     """Index, cache and loaders of the three splits for one run."""
 
-    def __init__(self, ds: VideoFolderDataset, work_dir: Path):
-        self.ds, self.work_dir = ds, Path(work_dir)
+    def __init__(self, ds: VideoFolderDataset, work_dir: Path, seed: int = 0):
+        self.ds, self.work_dir, self.seed = ds, Path(work_dir), int(seed)
         self.datasets: dict[str, Dataset] = {}
         self.paths: dict[str, list[str]] = {}
         self.stats: dict[str, float] = {}
@@ -302,8 +348,8 @@ class VideoData:
                 self.stats[f"data/cache_built_{split}"] = st["built"]
                 if not items:
                     raise index.no_usable_video(ds.split_dir(split))
-                cls = CachedTrainClips if split == "train" else CachedEvalClips
-                self.datasets[split] = cls(items, ds)
+                self.datasets[split] = (CachedTrainClips(items, ds, self.seed) if split == "train"
+                                        else CachedEvalClips(items, ds))
             else:
                 lst = ds.write_list(index, self.work_dir / "clip_lists" / f"{split}.txt")
                 cls = DecodedTrainClips if split == "train" else DecodedEvalClips
@@ -328,8 +374,11 @@ class VideoData:
         data = self.datasets[split]
         train = split == "train"
         iterable = isinstance(data, IterableDataset)
+        shuffle = (train if shuffle is None else shuffle) and not iterable
+        # The cached training clips: EpochShuffle (the same global batches for any number of DDP ranks).
+        sampler = EpochShuffle(data, self.seed) if shuffle and isinstance(data, CachedTrainClips) else None
         return DataLoader(data, batch_size=ds.batch_size if train else ds.eval_batch_size,
-                          shuffle=(train if shuffle is None else shuffle) and not iterable,
+                          shuffle=shuffle and sampler is None, sampler=sampler,
                           num_workers=0 if iterable else ds.num_workers,
                           persistent_workers=ds.num_workers > 0 and not iterable,
                           pin_memory=torch.cuda.is_available())

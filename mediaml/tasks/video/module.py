@@ -107,7 +107,8 @@ class VideoClassifier(pl.LightningModule):
         loss = self.loss(logits, y)
         self.train_acc(self.probabilities(logits.detach()), y)
         bs = y.shape[0]
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=bs)
+        # sync_dist: under DDP the logged loss is the mean over all ranks (every rank's batch), not rank 0's own
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=bs, sync_dist=True)
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, batch_size=bs)
         return loss
 

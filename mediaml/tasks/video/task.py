@@ -10,7 +10,8 @@
 Data: ``mediaml.tasks.video.data`` (folders, synthetic clips) and ``mediaml.tasks.video.cache`` (decode-once
 cache, PyTorchVideo loaders). Model: ``mediaml.tasks.video.module.VideoClassifier``. Lightning's
 MLFlowLogger writes into the run the spine opened (one run per job); checkpoints and the test
-confusion matrix are logged to it too.
+confusion matrix are logged to it too. DDP (trainer=ddp, also inside sweeps and across nodes):
+``mediaml.tasks.video.distributed``.
 """
 from __future__ import annotations
 
@@ -126,14 +127,19 @@ class _RunStamp(pl.Callback):
 
 class VideoTask(DatasetTask):
     def _resume(self, out: Path) -> tuple[str | None, str | None]:
-        """(checkpoint, its run id) for task.ckpt_path, looked up once per job folder."""
+        """(checkpoint, its run id) for task.ckpt_path, looked up once per job folder. A DDP rank that rank 0
+        started resumes rank 0's choice (task.ckpt_path=last could name a newer file by the time it starts)."""
+        from mediaml.tasks.video.distributed import RESUME_ENV
         from mediaml.tracking.run import experiment_identity
 
         if getattr(self, "_resume_for", None) != out:
             self.identity = experiment_identity(self.cfg)
-            search_root = Path(self.cfg.paths.output_root) / self.cfg.task.name
-            self._resumed = find_checkpoint(self.cfg.task.get("ckpt_path"), out / "checkpoints", search_root,
-                                            self.identity)
+            if _rank() != 0 and RESUME_ENV in os.environ:
+                self._resumed = (os.environ[RESUME_ENV] or None, None)
+            else:
+                search_root = Path(self.cfg.paths.output_root) / self.cfg.task.name
+                self._resumed = find_checkpoint(self.cfg.task.get("ckpt_path"), out / "checkpoints", search_root,
+                                                self.identity)
             self._resume_for = out
         return self._resumed
 
@@ -149,35 +155,29 @@ class VideoTask(DatasetTask):
         return self._resumed[1] if getattr(self, "_resume_for", None) is not None else None
 
     def run(self, tracker: Tracker) -> dict[str, float]:
+        from mediaml.tasks.video.distributed import ddp_job
+
+        with ddp_job() as job:  # the DDP ranks this job starts, its process group and environment
+            return self._run(tracker, job)
+
+    def _run(self, tracker: Tracker, job) -> dict[str, float]:
         import torch
 
         from mediaml.tasks.video.cache import VideoData
+        from mediaml.tasks.video.distributed import RESUME_ENV, check_rank_config, job_strategy, own_log_file
         from mediaml.tasks.video.module import VideoClassifier
 
         cfg, t = self.cfg, self.cfg.task
         pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
         out = Path(tracker.output_dir)
         rank = _rank()
+        if rank != 0:
+            own_log_file(out, rank)
+            if RESUME_ENV in os.environ:  # started by rank 0 (not torchrun / srun): rank 0 saved the config
+                check_rank_config(cfg, out)
         ckpt_path, _ = self._resume(out)  # task.ckpt_path (check_inputs has resolved it already under Hydra)
-
-        data = VideoData(self.dataset, out).setup()
         if rank == 0:
-            tracker.log_metrics(data.stats)
-            if data.skipped or data.empty_class_dirs:
-                lines = [f"{p}\t{r}" for p, r in data.skipped] + [f"{d}\tempty class folder"
-                                                                   for d in data.empty_class_dirs]
-                tracker.log_text("\n".join(lines) + "\n", "data/skipped_clips.tsv")
-        ds = self.dataset
-        data_hp = {"num_frames": ds.num_frames, "crop": ds.crop, "clip_duration": ds.clip_duration,
-                   "eval_short_side": ds.eval_short_side, "mean": list(ds.mean), "std": list(ds.std),
-                   "eval_clips_per_video": ds.eval_clips_per_video}
-        model = VideoClassifier(net=OmegaConf.to_container(cfg.model, resolve=True), classes=data.classes,
-                                optimizer=OmegaConf.to_container(t.optimizer, resolve=True),
-                                scheduler=OmegaConf.to_container(t.scheduler, resolve=True) if t.get("scheduler") else None,
-                                threshold=float(t.threshold), data=data_hp)
-        n_params = sum(p.numel() for p in model.net.parameters())
-        if rank == 0:
-            tracker.log_metrics({"model/n_params": n_params})
+            os.environ[RESUME_ENV] = ckpt_path or ""  # for the ranks it starts (restored after the job)
 
         # -- Lightning: logger in the spine's run, callbacks, trainer --------------------------
         if tracker.run_id:
@@ -203,8 +203,31 @@ class VideoTask(DatasetTask):
             trainer_cfg["fast_dev_run"] = True
         if trainer_cfg.get("precision") in (None, "auto"):
             trainer_cfg["precision"] = "16-mixed" if torch.cuda.is_available() else "32-true"
+        # strategy=ddp: ranks started as this job's config, also under a multirun (distributed.py)
+        strategy = job_strategy(trainer_cfg.pop("strategy", "auto"))
         trainer = instantiate(OmegaConf.create(trainer_cfg), callbacks=callbacks, logger=logger,
-                              default_root_dir=str(out))
+                              default_root_dir=str(out), strategy=strategy)
+        job.start(trainer)  # the ranks this job starts (trainer=ddp) set up while this one loads the data
+
+        # -- data and model --------------------------------------------------------------------
+        data = VideoData(self.dataset, out, seed=int(cfg.seed)).setup()
+        if rank == 0:
+            tracker.log_metrics(data.stats)
+            if data.skipped or data.empty_class_dirs:
+                lines = [f"{p}\t{r}" for p, r in data.skipped] + [f"{d}\tempty class folder"
+                                                                   for d in data.empty_class_dirs]
+                tracker.log_text("\n".join(lines) + "\n", "data/skipped_clips.tsv")
+        ds = self.dataset
+        data_hp = {"num_frames": ds.num_frames, "crop": ds.crop, "clip_duration": ds.clip_duration,
+                   "eval_short_side": ds.eval_short_side, "mean": list(ds.mean), "std": list(ds.std),
+                   "eval_clips_per_video": ds.eval_clips_per_video}
+        model = VideoClassifier(net=OmegaConf.to_container(cfg.model, resolve=True), classes=data.classes,
+                                optimizer=OmegaConf.to_container(t.optimizer, resolve=True),
+                                scheduler=OmegaConf.to_container(t.scheduler, resolve=True) if t.get("scheduler") else None,
+                                threshold=float(t.threshold), data=data_hp)
+        n_params = sum(p.numel() for p in model.net.parameters())
+        if rank == 0:
+            tracker.log_metrics({"model/n_params": n_params})
 
         if ckpt_path:
             log.info("resuming from %s", ckpt_path)
@@ -212,9 +235,11 @@ class VideoTask(DatasetTask):
         lightning_call(trainer, "fit", model, data.loader("train"), data.loader("val"), ckpt_path=ckpt_path)
         fit_s = time.perf_counter() - start
         pruning = named.get("optuna_pruning")
-        if pruning is not None and pruning.pruned is not None:  # the sweep's pruner stopped this trial
-            raise pruning.pruned
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith(("val/", "train/"))}
+        if pruning is not None and pruning.pruned is not None:  # the sweep's pruner stopped this trial
+            if rank != 0:  # rank 0 tells the study; this rank ends cleanly, without testing
+                return metrics
+            raise pruning.pruned
 
         # Read now: trainer.test(ckpt_path="best") reloads the callback's state saved in that checkpoint.
         best = checkpoint.best_model_path or None
