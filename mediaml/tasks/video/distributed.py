@@ -163,6 +163,8 @@ class JobRankLauncher(_SubprocessScriptLauncher):
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+            elif ok and proc.returncode:
+                log.warning("DDP rank %d (pid %d) exited with code %d", local_rank, proc.pid, proc.returncode)
 
 
 class JobDDPStrategy(DDPStrategy):
@@ -205,9 +207,12 @@ class DDPJob:
 
 @contextlib.contextmanager
 def ddp_job() -> Iterator[DDPJob]:
-    """Around a job's trainer: at the end, its ranks are waited for (killed after a failure), the process group
-    it opened is closed, and the launcher's environment variables are restored (see the module docstring)."""
+    """Around a job's trainer: at the end, its ranks are waited for (killed after a failure; a pruned trial is
+    no failure: every rank stops at the same epoch), the process group it opened is closed, and the launcher's
+    environment variables are restored (see the module docstring)."""
     import torch.distributed as dist
+
+    from mediaml.pruning import is_pruned
 
     saved = {k: os.environ.get(k) for k in (*DDP_ENV, RESUME_ENV)}
     had_group = dist.is_available() and dist.is_initialized()
@@ -216,6 +221,9 @@ def ddp_job() -> Iterator[DDPJob]:
     try:
         yield job
         ok = True
+    except BaseException as e:
+        ok = is_pruned(e)
+        raise
     finally:
         if job.launcher is not None:
             job.launcher.finish(ok)
