@@ -138,12 +138,12 @@ def test_a_rank_runs_the_job_not_the_sweep(make_cfg, monkeypatch):
     from mediaml.tasks.video.distributed import rank_command
 
     cfg = make_cfg(["task=video", "seed=2"])
-    monkeypatch.setattr(sys, "argv", ["train.py", "-m", "--config-name", "train", "task=video", "seed=1,2"])
+    monkeypatch.setattr(sys, "argv", [str(PROJECT_ROOT / "train.py"), "-m", "task=video", "seed=1,2"])
     cmd, cwd = rank_command(1)
-    assert cmd[0] == sys.executable
-    args = cmd[cmd.index("--config-name"):]  # after the script (here: pytest's __main__)
-    assert "-m" not in args and "seed=1,2" not in args
-    assert args[:2] == ["--config-name", "train"] and "task=video" in args and "seed=2" in args
+    assert cmd[:2] == [sys.executable, str(PROJECT_ROOT / "train.py")]
+    args = cmd[2:]
+    assert args[:4] == ["--config-path", str(PROJECT_ROOT / "conf"), "--config-name", "train"]
+    assert "-m" not in args and "seed=1,2" not in args and "task=video" in args and "seed=2" in args
     assert "hydra.mode=RUN" in args and "hydra.output_subdir=null" in args
     assert f'hydra.run.dir="{cfg.hydra.runtime.output_dir}"' in args
     assert "hydra.job.name=train_ddp_process_1" in args and Path(cwd).is_dir()

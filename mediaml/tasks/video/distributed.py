@@ -47,38 +47,45 @@ RESUME_ENV = "MEDIAML_DDP_CKPT_PATH"
 # Hydra overrides a rank does not repeat: it runs the job's folder in RUN mode, never a sweep.
 _NOT_FOR_RANKS = ("hydra.mode", "hydra.run.", "hydra.sweep.", "hydra.sweeper", "hydra/sweeper", "hydra.launcher",
                   "hydra/launcher", "hydra.job.name", "hydra.output_subdir", "hydra.job.num", "hydra.job.id")
-_CONFIG_FLAGS = ("--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd")
 # Joins the process group as a rank that died before joining, then leaves: rank 0 fails at its next
 # collective ("Connection closed by peer") instead of waiting for the process group's timeout.
 _STAND_IN = ("import os, torch.distributed as d; d.init_process_group('gloo', rank=int(os.environ['RANK']), "
              "world_size=int(os.environ['WORLD_SIZE'])); os._exit(1)")
 
 
-def _config_flags(argv: list[str]) -> list[str]:
-    """Hydra's --config-path / --config-name / --config-dir flags of the command line (with their values)."""
-    out, it = [], iter(argv)
-    for arg in it:
-        name = arg.split("=", 1)[0]
-        if name in _CONFIG_FLAGS:
-            out.append(arg)
-            if "=" not in arg:
-                out.append(next(it, ""))
-    return out
+def _app_command(hc) -> list[str]:
+    """The Hydra app's interpreter and script (or module), and the config it composed from: its primary config
+    folder, --config-dir folders and config name, as Hydra recorded them (not sys.argv, which is a launcher's
+    own in a submitit job)."""
+    import __main__
+    from hydra.utils import to_absolute_path
+
+    script = to_absolute_path(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    spec = getattr(__main__, "__spec__", None)
+    if Path(script).stem != hc.job.name:  # a launcher's worker runs this job (submitit): mediaml's app
+        from mediaml.config import PROJECT_ROOT
+
+        cmd = [sys.executable, str(PROJECT_ROOT / "train.py")]
+    elif spec is not None and spec.origin and os.path.abspath(spec.origin) == script:
+        cmd = [sys.executable, "-m", spec.name]  # `python -m pkg.app`: again as a module
+    else:  # the script (also in a joblib worker, whose __main__ is loky's own module)
+        cmd = [sys.executable, script]
+    for source in hc.runtime.config_sources:
+        if source.schema == "file" and source.provider == "main":
+            cmd += ["--config-path", str(source.path)]
+        elif source.provider == "command-line":
+            cmd += ["--config-dir", f"{source.schema}://{source.path}" if source.schema != "file" else source.path]
+    return cmd + ["--config-name", str(hc.job.config_name)]
 
 
 def rank_command(local_rank: int) -> tuple[list[str], str]:
     """(command, cwd) that starts rank `local_rank` of the current Hydra job: the job's overrides in RUN mode,
     in the job's folder."""
-    import __main__
     from hydra.core.hydra_config import HydraConfig
-    from hydra.utils import get_original_cwd, to_absolute_path
+    from hydra.utils import get_original_cwd
 
     hc = HydraConfig.get()
-    if __main__.__spec__ is None:
-        cmd = [sys.executable, to_absolute_path(sys.argv[0])]
-    else:
-        cmd = [sys.executable, "-m", __main__.__spec__.name]
-    cmd += _config_flags(sys.argv[1:])
+    cmd = _app_command(hc)
     cmd += list(hc.overrides.task)
     cmd += [o for o in hc.overrides.hydra if not o.lstrip("+~").startswith(_NOT_FOR_RANKS)]
     out_dir = str(hc.runtime.output_dir).replace('"', '\\"')
