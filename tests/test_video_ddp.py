@@ -212,13 +212,15 @@ def test_two_torchrun_nodes_train_like_one_process(tmp_path):
     """Two torchrun "nodes" (one process each, gloo) with batch 4 against one process with batch 8: one MLflow
     run and one job folder for the two nodes, and the same metrics, epoch by epoch.
 
-    Tolerance 1e-4 (absolute; the values are ~0.1-1): both runs see the same global batches (EpochShuffle) and
+    Tolerance 1e-4 (absolute; the values are ~0.1-1): both runs see the same global batches (EpochShuffle: DDP's order, asked
+    of the single process by dataset.train_order=epoch) and
     average the same gradients, so what differs is float32 reduction order (two half-batch means averaged by the
     all-reduce vs one mean): measured <= 3e-6. A batch of other samples moves these losses by 1e-2 or more.
     BatchNorm is off: its statistics are per rank (4 samples, not 8), which changed val/loss 1.6 -> 5.6 in a
     3-epoch run; torch's SyncBatchNorm, the fix, runs on GPUs only. Dropout is off: its masks come from each
     process's generator."""
-    common = [*TINY, "model.batchnorm=false", "model.dropout=0", "task.optimizer.lr=0.01",
+    # dataset.train_order=epoch: the single process takes the ranks' order rule (EpochShuffle), not torch's shuffle
+    common = [*TINY, "+dataset.train_order=epoch", "model.batchnorm=false", "model.dropout=0", "task.optimizer.lr=0.01",
               "trainer.accumulate_grad_batches=1", "trainer.max_epochs=3",
               f"paths.cache_dir={tmp_path / 'cache'}", f"paths.output_root={tmp_path / 'out'}"]
     env, job_dir, port = clean_env(tmp_path), tmp_path / "out" / "two_nodes", free_port()

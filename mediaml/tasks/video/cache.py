@@ -6,9 +6,9 @@ path, size and mtime. Roles:
 
 * ``train``: the whole video at ``cache_fps`` frames per second, short side = max(train_short_side);
   each epoch cuts a random ``clip_duration`` window from it (PyTorchVideo's RandomClipSampler rule),
-  subsamples ``num_frames`` and applies the random scale / crop / flip. Order and draws depend on the seed,
-  the epoch and the video only (``EpochShuffle``): one process with batch B and W DDP ranks with batch B/W
-  train on the same global batches.
+  subsamples ``num_frames`` and applies the random scale / crop / flip. Under DDP (or with
+  ``dataset.train_order=epoch``) order and draws depend on the seed, the epoch and the video only
+  (``EpochShuffle``): one process with batch B and W DDP ranks with batch B/W train on the same global batches.
 * ``eval``: the ``eval_clips_per_video`` clips of PyTorchVideo's ConstantClipsPerVideoSampler, cut with
   EncodedVideoPyAV's frame rule, subsampled and scaled to ``eval_short_side``: the same uint8 tensors
   the decode-every-epoch evaluation pipeline produces (tests/test_video_data.py).
@@ -180,6 +180,12 @@ class ClipCache:
             items.append((p, c.label))
         index.clips = kept
         return items, {"built": len(todo), "build_s": time.perf_counter() - start}
+
+
+def _world_size() -> int:
+    import torch.distributed as dist
+
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
 class EpochShuffle(DistributedSampler):
@@ -375,8 +381,11 @@ class VideoData:
         train = split == "train"
         iterable = isinstance(data, IterableDataset)
         shuffle = (train if shuffle is None else shuffle) and not iterable
-        # The cached training clips: EpochShuffle (the same global batches for any number of DDP ranks).
-        sampler = EpochShuffle(data, self.seed) if shuffle and isinstance(data, CachedTrainClips) else None
+        # The cached training clips under DDP (or dataset.train_order=epoch): EpochShuffle, the same global batches
+        # for any number of ranks. One process keeps torch's shuffle: the order the write-ups' numbers came from.
+        sampler = None
+        if shuffle and isinstance(data, CachedTrainClips) and (ds.train_order == "epoch" or _world_size() > 1):
+            sampler = EpochShuffle(data, self.seed)
         return DataLoader(data, batch_size=ds.batch_size if train else ds.eval_batch_size,
                           shuffle=shuffle and sampler is None, sampler=sampler,
                           num_workers=0 if iterable else ds.num_workers,

@@ -66,7 +66,7 @@ class VideoFolderDataset:
                  mean=(0.45, 0.45, 0.45), std=(0.225, 0.225, 0.225), eval_clips_per_video: int = 3,
                  cache: bool = True, cache_dir: str | None = None, cache_fps: float = 10.0,
                  batch_size: int = 5, eval_batch_size: int | None = None, num_workers: int = 0,
-                 cache_workers: int = 2, **extra):
+                 cache_workers: int = 2, train_order: str = "auto", **extra):
         self.name, self.source = name, source
         self.data_dir = Path(data_dir) if data_dir else None
         self.root = Path(data_dir) / root if data_dir else Path(root)
@@ -85,6 +85,12 @@ class VideoFolderDataset:
         self.eval_batch_size = int(eval_batch_size or batch_size)
         self.num_workers = int(num_workers)
         self.cache_workers = int(cache_workers)
+        # The cached training clips' order and random draws. "auto": torch's shuffle and the process's
+        # generator in one process (seed 002's rule: what experiments/*.md were measured with), EpochShuffle
+        # under DDP; "epoch": EpochShuffle always (one process then trains on the global batches of N ranks).
+        if train_order not in ("auto", "epoch"):
+            raise ValueError(f"dataset.train_order={train_order!r}: expected auto or epoch")
+        self.train_order = train_order
         self.extra = extra
         self._classes: list[str] | None = None
         if self.train_short_side[0] > self.train_short_side[1]:
