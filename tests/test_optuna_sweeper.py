@@ -277,3 +277,10 @@ def test_a_running_trial_is_lost_when_its_worker_is_gone_or_silent_past_the_grac
     old = running("", None)
     old.datetime_start = datetime.datetime.now() - datetime.timedelta(seconds=120)
     assert "no heartbeat" in lost_because(old, 60, now)
+
+
+def test_a_sweep_started_as_a_nonzero_distributed_rank_is_refused(tmp_path):
+    proc = subprocess.run([sys.executable, str(APP), "-m", f"out={tmp_path}"], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "RANK": "1"})
+    assert proc.returncode != 0 and "runs as distributed rank 1" in proc.stderr
+    assert not (tmp_path / "sweep" / "0").exists()

@@ -58,6 +58,13 @@ DONE = (TrialState.COMPLETE, TrialState.PRUNED)
 
 def run_sweep(sweeper: OptunaSweeper, arguments: list[str]) -> list[Sequence[JobReturn]]:
     assert sweeper.hydra_context is not None and sweeper.config is not None
+    from mediaml.tracking.run import distributed_rank
+
+    if distributed_rank() != 0:
+        raise HydraException(
+            f"this sweep runs as distributed rank {distributed_rank()} (started by torchrun or srun with several "
+            "tasks): every rank would be a worker of the study whose jobs are not tracked. Start the sweep once per "
+            "worker (e.g. `srun --ntasks=1`, an sbatch array, N shells) and use trainer=ddp for DDP inside its jobs.")
     space = parse_search_space(params_to_overrides(sweeper.params) + list(arguments),
                                sweeper.hydra_context.config_loader)
     sweeper.sweep_dir.mkdir(parents=True, exist_ok=True)
