@@ -16,7 +16,7 @@ from test_sweeps import OPTUNA, REPO, STUDY, SWEEP_ID, command, env
 
 pytestmark = pytest.mark.slow  # subprocess sweeps: CI runs them with -m slow
 optuna.logging.set_verbosity(optuna.logging.WARNING)
-FAST_BEAT = ("hydra.sweeper.heartbeat_interval=1", "hydra.sweeper.grace_period=10")
+FAST_BEAT = ("hydra.sweeper.heartbeat_interval=1", "hydra.sweeper.grace_period=60")
 
 
 def genre_runs(out: Path) -> tuple[list, list]:

@@ -282,9 +282,9 @@ def run_trials(sweeper: OptunaSweeper, study: optuna.Study,
     # This worker launches at most the trials missing when it started: a failed trial is not retried in the
     # same invocation (a rerun runs what is still missing).
     budget = max(sweeper.n_trials - n_done, 0)
-    log.info("Study %r (%s): %d/%d trials complete, %d running elsewhere, %d at a time here. Sweep dir: %s",
-             study.study_name, sweeper.storage or "in memory", n_done, sweeper.n_trials, n_running,
-             sweeper.n_jobs, sweeper.sweep_dir)
+    log.info("Study %r (%s): %d/%d trials complete, %d running elsewhere; running up to %d here, %d at a time. "
+             "Sweep dir: %s", study.study_name, sweeper.storage or "in memory", n_done, sweeper.n_trials, n_running,
+             budget, sweeper.n_jobs, sweeper.sweep_dir)
     returns: list[Sequence[JobReturn]] = []
     n_launched = n_failed = 0
     heartbeat = Heartbeat(study, sweeper.heartbeat_interval) if sweeper.storage else None
