@@ -39,7 +39,7 @@ from optuna.distributions import check_distribution_compatibility
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, Trial, TrialState
 
-from .config import PRUNER_ENV, STORAGE_ENV, STUDY_ENV, TRIAL_ENV, TRIAL_NUMBER_ENV
+from .config import PRUNER_ENV, STORAGE_ENV, STUDY_ENV, SURPLUS_ATTR, TRIAL_ENV, TRIAL_NUMBER_ENV
 from ._search_space import SearchSpace, params_to_overrides, parse_search_space
 from .storage import open_storage
 
@@ -51,7 +51,6 @@ log = logging.getLogger(__name__)
 FIXED_ATTR = "fixed_overrides"
 WORKER_ATTR = "mediaml.worker"        # "host:pid" of the worker running the trial
 HEARTBEAT_ATTR = "mediaml.heartbeat"  # unix time of its last sign of life
-SURPLUS_ATTR = "mediaml.surplus"      # asked beyond n_trials by a racing worker: failed unrun
 RETRY_ATTR = "mediaml.retry_of"       # a lost trial's number, on the trial queued to run its params again
 DONE = (TrialState.COMPLETE, TrialState.PRUNED)
 

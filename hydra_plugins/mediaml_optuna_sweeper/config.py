@@ -12,6 +12,8 @@ STUDY_ENV = "MEDIAML_OPTUNA_STUDY"
 PRUNER_ENV = "MEDIAML_OPTUNA_PRUNER"  # hydra.sweeper.pruner as JSON (null: never prune)
 TRIAL_ENV = "MEDIAML_OPTUNA_TRIAL_ID"
 TRIAL_NUMBER_ENV = "MEDIAML_OPTUNA_TRIAL_NUMBER"  # the job's number in the sweep (its folder, `sweep.job_num`)
+# A trial's user attr: asked beyond n_trials by a racing worker and failed unrun (no job, no run; not listed).
+SURPLUS_ATTR = "mediaml.surplus"
 
 
 @dataclass

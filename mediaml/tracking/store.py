@@ -75,9 +75,10 @@ def ensure_experiment(uri: str, store_dir: str | Path, name: str, description: s
             return client.create_experiment(name, artifact_location=artifact_location, tags=wanted)
         except MlflowException as e:
             # Jobs on other machines share no lock: one of those that raced to create it won, take its experiment.
-            if e.error_code != "RESOURCE_ALREADY_EXISTS" or client.get_experiment_by_name(name) is None:
+            winner = client.get_experiment_by_name(name) if e.error_code == "RESOURCE_ALREADY_EXISTS" else None
+            if winner is None:
                 raise
-            return client.get_experiment_by_name(name).experiment_id
+            return winner.experiment_id
 
 
 class StoreError(ConfigError):

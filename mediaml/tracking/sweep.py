@@ -33,6 +33,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from hydra_plugins.mediaml_optuna_sweeper.config import SURPLUS_ATTR
 from mediaml.config import flatten
 from mediaml.tracking.store import ensure_experiment, resolve_tracking_uri
 
@@ -250,20 +251,25 @@ def children(client, parent_id: str, experiment_id: str) -> list:
     return client.search_runs([experiment_id], f"tags.`mlflow.parentRunId` = '{parent_id}'", max_results=10000)
 
 
+def children_by_job(client, parent_id: str, experiment_id: str) -> dict:
+    """The parent's child runs by their job number (`sweep.job_num`: an Optuna job's trial number)."""
+    return {r.data.tags.get("sweep.job_num"): r for r in children(client, parent_id, experiment_id)}
+
+
 def summarise(client, parent_id: str, config: DictConfig) -> None:
     """Trials table, best value, counts, best-child tag and (Optuna) figures on the parent run."""
     import tempfile
 
     parent = client.get_run(parent_id)
     metric = str(config.task.objective.metric)
-    kids = {r.data.tags.get("sweep.job_num"): r for r in children(client, parent_id, parent.info.experiment_id)}
-    study = load_study(config) if is_optuna(config) else None
+    kids = children_by_job(client, parent_id, parent.info.experiment_id)
+    study = load_study(config) if is_optuna(config) else None  # loaded once: lost children, table, figures
     if study is not None and close_lost_children(client, study, kids):
-        kids = {r.data.tags.get("sweep.job_num"): r for r in children(client, parent_id, parent.info.experiment_id)}
+        kids = children_by_job(client, parent_id, parent.info.experiment_id)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         if is_optuna(config):
-            table, best_num, direction, figures = _optuna_table(config, kids, metric, tmp)
+            table, best_num, direction, figures = _optuna_table(study, kids, metric, tmp)
         else:
             table, best_num, direction, figures = _grid_table(config, kids, metric)
         table.to_csv(tmp / "trials.csv", index=False)
@@ -320,7 +326,7 @@ def trials_frame(study, run_ids: dict[str, str] | None = None):
 
     rows = []
     for t in study.trials:
-        if t.user_attrs.get("mediaml.surplus"):  # asked by a racing worker beyond n_trials, never run
+        if t.user_attrs.get(SURPLUS_ATTR):  # asked by a racing worker beyond n_trials, never run
             continue
         dur = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete and t.datetime_start else None
         rows.append({"number": t.number, "state": t.state.name, "value": t.value,
@@ -345,10 +351,9 @@ def close_lost_children(client, study, kids: dict) -> list[str]:
     return closed
 
 
-def _optuna_table(config: DictConfig, kids: dict, metric: str, tmp: Path):
+def _optuna_table(study, kids: dict, metric: str, tmp: Path):
     import optuna
 
-    study = load_study(config)
     table = trials_frame(study, {num: r.info.run_id for num, r in kids.items()})
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     best = study.best_trial.number if complete else None
