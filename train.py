@@ -27,6 +27,12 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
+    # Registered first, so it runs last at exit: the interpreter's final garbage collection then skips the
+    # million objects the imports made (mlflow, sklearn, sqlalchemy), 2.5 s of every run's exit on 2 cores.
+    import atexit
+    import gc
+
+    atexit.register(gc.freeze)
     try:
         main()
     except KeyboardInterrupt as err:  # the run has ended KILLED; exit like a process killed by the signal

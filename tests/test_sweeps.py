@@ -63,6 +63,35 @@ def parent_artifacts(out: Path, run_id: str) -> dict[str, Path]:
     return {str(f.relative_to(local)): f for f in local.rglob("*") if f.is_file()}
 
 
+def assert_only_the_best_logged_a_model(out: Path, kids: list, best) -> None:
+    """logger.log_model=best (a sweep's default): one logged model, the best trial's, loadable and predicting;
+    every trial kept its fitted model in its job folder, the others still say so in their tag."""
+    import joblib
+    import mlflow.sklearn
+
+    client = MlflowClient(f"sqlite:///{out}/mlflow.db")
+    (model,) = client.search_logged_models(experiment_ids=[best.info.experiment_id])
+    assert model.source_run_id == best.info.run_id
+    pending = {r.info.run_id for r in client.search_runs([best.info.experiment_id])
+               if "mediaml.model_pending" in r.data.tags}
+    assert pending == {r.info.run_id for r in kids} - {best.info.run_id}
+    assert client.get_run(best.info.run_id).data.tags["mediaml.model_logged_by"] == "the sweep: best trial"
+    for r in kids:
+        assert (Path(r.data.tags["hydra.output_dir"]) / "artifacts" / "model.joblib").is_file()
+    local = joblib.load(Path(best.data.tags["hydra.output_dir"]) / "artifacts" / "model.joblib")
+    uri = f"models:/{model.model_id}"
+    mlflow.set_tracking_uri(f"sqlite:///{out}/mlflow.db")
+    try:
+        info = mlflow.models.get_model_info(uri)
+        example = mlflow.models.Model.load(uri).load_input_example()
+        logged = mlflow.sklearn.load_model(uri)
+    finally:
+        mlflow.set_tracking_uri(None)
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    assert info.signature is not None and len(example) == 5  # signature and example from the trial's data
+    assert (logged.predict(example) == local.predict(example)).all()  # the best trial's fitted pipeline
+
+
 def statuses(out: Path) -> list[str]:
     return sorted(r.info.status for r in runs(out))
 
@@ -84,7 +113,8 @@ def n_complete(db: Path) -> int:
 @pytest.fixture(scope="module")
 def sweep4(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("sweep4")
-    train(out, *OPTUNA, "hydra.sweeper.n_trials=4")
+    # logger.log_model left at its default (auto: best in a sweep)
+    train(out, *[a for a in OPTUNA if not a.startswith("logger.log_model")], "hydra.sweeper.n_trials=4")
     return out
 
 
@@ -130,6 +160,7 @@ def test_a_sweep_is_one_parent_run_with_its_trials_nested(sweep4):
     best_kids = [r for r in kids if r.data.tags.get("best") == "true"]
     assert len(best_kids) == 1 and best_kids[0].data.tags["sweep.job_num"] == t["optuna.best_trial"]
     assert best_kids[0].data.metrics["cv/acc_mean"] == pytest.approx(best.value)
+    assert_only_the_best_logged_a_model(sweep4, kids, best_kids[0])
     # artifacts: the trials table and Optuna's four figures, HTML with plotly.js inlined (no CDN) and PNG
     files = parent_artifacts(sweep4, parent.info.run_id)
     import pandas as pd
@@ -227,7 +258,7 @@ def test_parallel_sweep_with_joblib(tmp_path):
 
 @pytest.mark.slow  # long: CI runs it with -m slow
 def test_grid_multirun_with_the_basic_sweeper(tmp_path):
-    train(tmp_path, "-m", "model=random_forest,gaussian_nb", "logger.log_model=false", "task.cv_folds=3")
+    train(tmp_path, "-m", "model=random_forest,gaussian_nb", "task.cv_folds=3")  # log_model: auto (best)
     tracked = runs(tmp_path)
     assert [r.info.status for r in tracked] == ["FINISHED"] * 2
     assert {r.data.tags["mediaml.model"] for r in tracked} == {"random_forest", "gaussian_nb"}
@@ -241,6 +272,7 @@ def test_grid_multirun_with_the_basic_sweeper(tmp_path):
     best = max(tracked, key=lambda r: r.data.metrics["cv/acc_mean"])
     assert parent.data.metrics["cv/acc_mean"] == pytest.approx(best.data.metrics["cv/acc_mean"])
     assert best.data.tags["best"] == "true" and parent.data.metrics["sweep/n_complete"] == 2
+    assert_only_the_best_logged_a_model(tmp_path, tracked, best)
 
 
 def test_genre_optuna_config_resolves_when_the_sweeper_is_built(tmp_path):

@@ -181,3 +181,70 @@ def test_in_process_jobs_compose_the_same_config_as_the_first(make_cfg, tmp_path
     assert len(rs) == 2 and rs[0].data.params == rs[1].data.params
     assert not [k for k in rs[0].data.params if k.startswith("paths.") or k.startswith("logger.tracking_uri")]
     assert rs[0].data.tags["config.logger.store_dir"] == str(store)
+
+
+def test_log_model_policy_all_none_and_a_bad_value_stops_before_a_run_opens(make_cfg, store):
+    """logger.log_model: a single run's auto is `all` (its model logged, with a signature); `none` keeps none,
+    not even the job folder's joblib; a value that is no policy is the user's error, before any run opens."""
+    from mediaml.errors import ConfigError
+    from mediaml.tracking.run import model_policy
+
+    assert [model_policy(make_cfg([f"logger.log_model={v}"])) for v in ("auto", "true", "false", "best", "none")] \
+        == ["all", "all", "none", "best", "none"]
+    run(make_cfg(["task.cv_folds=2"]))
+    client, r = only_run(store)
+    (model,) = client.search_logged_models(experiment_ids=[r.info.experiment_id])
+    assert model.source_run_id == r.info.run_id and "mediaml.model_pending" not in r.data.tags
+    import shutil
+    from pathlib import Path
+
+    cfg = make_cfg(["task.cv_folds=2", "logger.log_model=none"])
+    kept = Path(cfg.hydra.runtime.output_dir) / "artifacts" / "model.joblib"
+    assert kept.is_file()  # the first run's (same job folder here)
+    shutil.rmtree(kept.parent)
+    run(cfg)
+    assert len(client.search_logged_models(experiment_ids=[r.info.experiment_id])) == 1
+    assert not kept.exists() and (kept.parent / "test" / "confusion_matrix.png").is_file()
+    with pytest.raises(ConfigError, match="logger.log_model='sometimes'"):
+        run(make_cfg(["task.cv_folds=2", "logger.log_model=sometimes"]))
+    assert len(client.search_runs([r.info.experiment_id])) == 2  # no third run opened
+
+
+def test_checkpoints_kept_for_the_sweep_are_logged_once_it_finds_their_run_best(tmp_path):
+    """logger.log_model=best for files (a video trial's checkpoints): the run only says where they are; the
+    sweep's end logs them into that (ended) run and drops the tag; files elsewhere are left, logged as such."""
+    from pathlib import Path
+
+    import mlflow
+
+    from mediaml.tracking.tracker import PENDING_MODEL_TAG, Tracker, log_pending_model
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    exp = client.create_experiment("video", artifact_location=(tmp_path / "artifacts").as_uri())
+    files = []
+    for name in ("epoch1.ckpt", "last.ckpt"):
+        files.append(tmp_path / name)
+        files[-1].write_bytes(name.encode() * 100)
+    runs = []
+    for missing in (False, True):
+        r = client.create_run(exp, tags={"mediaml.host": __import__("socket").gethostname()})
+        tracker = Tracker(tmp_path / f"job{int(missing)}", r.info.run_id, tracking_uri=uri)
+        tracker.model_policy = "best"
+        mlflow.set_tracking_uri(uri)
+        try:
+            tracker.log_checkpoints([*files, None] if not missing else [tmp_path / "gone.ckpt"])
+        finally:
+            mlflow.set_tracking_uri(None)
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        client.set_terminated(r.info.run_id, "FINISHED")
+        runs.append(client.get_run(r.info.run_id))
+    assert client.list_artifacts(runs[0].info.run_id) == [] and PENDING_MODEL_TAG in runs[0].data.tags
+    assert log_pending_model(client, runs[0]) is True
+    logged = {a.path: a.file_size for a in client.list_artifacts(runs[0].info.run_id, "checkpoints")}
+    assert logged == {"checkpoints/epoch1.ckpt": 1100, "checkpoints/last.ckpt": 900}
+    after = client.get_run(runs[0].info.run_id)
+    assert PENDING_MODEL_TAG not in after.data.tags and after.info.status == "FINISHED"
+    assert log_pending_model(client, runs[1]) is False  # not on this machine: nothing logged, tag kept
+    assert PENDING_MODEL_TAG in client.get_run(runs[1].info.run_id).data.tags
+    assert Path(tmp_path / "gone.ckpt").exists() is False

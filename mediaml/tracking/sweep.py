@@ -297,6 +297,11 @@ def summarise(client, parent_id: str, config: DictConfig) -> None:
         if isinstance(best_row.get("run_id"), str) and best_row["run_id"]:
             client.set_tag(best_row["run_id"], "best", "true")
             tags.append(RunTag("sweep.best_run_id", best_row["run_id"]))
+            best_run = next((r for r in kids.values() if r.info.run_id == best_row["run_id"]), None)
+            if best_run is not None:  # logger.log_model=best: the best trial's model goes to its run now
+                from mediaml.tracking.tracker import log_pending_model
+
+                log_pending_model(client, best_run)
     tags.append(RunTag("sweep.direction", direction))
     client.log_batch(parent_id, metrics=metrics, tags=tags)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -52,6 +53,8 @@ class Tracker:
         # first, so MLflow's compare view and run table lead with the result, not with data/* counts.
         self.defer = False
         self._pending: dict[str, float] = {}
+        # logger.log_model, resolved by the run's lifecycle (model_policy): all | best | none.
+        self.model_policy = "all"
 
     @property
     def active(self) -> bool:
@@ -96,10 +99,11 @@ class Tracker:
 
     @_to_store
     def set_tags(self, tags: dict[str, Any]) -> None:
-        if self.active:
-            import mlflow
+        if self.active:  # this tracker's run, whichever run the fluent API has active
+            from mlflow.entities import RunTag
+            from mlflow.tracking import MlflowClient
 
-            mlflow.set_tags({k: str(v) for k, v in tags.items()})
+            MlflowClient(self.tracking_uri).log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
     @_to_store
     def log_input(self, name: str, digest: str, source: str | None = None, generator: str | None = None) -> None:
@@ -198,38 +202,126 @@ class Tracker:
 
     @_to_store
     def log_model(self, model, name: str = "model", flavor: str = "sklearn", input_example=None,
-                  predict_fn: str = "predict", pip_requirements: Iterable[str] | None = None) -> Path:
-        """Log a fitted model with a signature inferred from `input_example` and its predictions.
+                  predict_fn: str = "predict", pip_requirements: Iterable[str] | None = None) -> Path | None:
+        """Keep a fitted model by `model_policy` (`logger.log_model`): `all` logs it to the run now, with a
+        signature inferred from `input_example` and its predictions; `best` keeps it in the job folder and tags
+        the run `mediaml.model_pending`: the sweep logs the best trial's model when it ends
+        (`log_pending_model`); `none` keeps nothing.
 
         The model is also pickled into the output folder (joblib), so `logger=none` keeps it too.
         Requirements are given, not inferred: MLflow's inference imports every package it can find
         (seconds, and torch for a scikit-learn model).
         """
+        if flavor != "sklearn":
+            raise ValueError(f"log_model: unknown flavor {flavor!r} (expected 'sklearn')")
+        if self.model_policy == "none":
+            return None
         import joblib
 
         local = self.path(f"{name}.joblib")
         joblib.dump(model, local)
         if not self.active:
             return local
-        import mlflow
-        from mlflow.models import infer_signature
-
-        signature = None
-        if input_example is not None:
-            signature = infer_signature(input_example, getattr(model, predict_fn)(input_example))
-        if flavor == "sklearn":
-            import sklearn
-
-            reqs = list(pip_requirements or [f"scikit-learn=={sklearn.__version__}",
-                                             f"pandas=={pd.__version__}", f"numpy=={np.__version__}"])
-            # cloudpickle, not MLflow's default skops: importing skops walks every scikit-learn module,
-            # which imports torch (sklearn's array-API shim), and `task=genre` must not import torch.
-            # The model is one we fitted in this very run, so unpickling it later is trusted input.
-            mlflow.sklearn.log_model(model, name=name, signature=signature, input_example=input_example,
-                                     pip_requirements=reqs, serialization_format="cloudpickle")
-        else:
-            raise ValueError(f"log_model: unknown flavor {flavor!r} (expected 'sklearn')")
+        reqs = list(pip_requirements) if pip_requirements is not None else None
+        if self.model_policy == "best":
+            joblib.dump({"input_example": input_example, "predict_fn": predict_fn, "pip_requirements": reqs},
+                        self.path(f"{name}.logging.joblib"))
+            self.set_tags({PENDING_MODEL_TAG: json.dumps({"kind": "sklearn", "name": name, "path": str(local)})})
+            return local
+        log_sklearn_model(model, name, self.run_id, input_example, predict_fn, reqs)
         return local
+
+    @_to_store
+    def log_checkpoints(self, paths: Iterable[str | Path], artifact_path: str = "checkpoints") -> None:
+        """Checkpoint files by `model_policy`, like log_model: logged now (`all`), when the sweep finds this
+        trial the best (`best`), or not at all (`none`; they stay in the job folder)."""
+        paths = sorted({str(p) for p in paths if p})
+        if not (self.active and paths) or self.model_policy == "none":
+            return
+        if self.model_policy == "best":
+            self.set_tags({PENDING_MODEL_TAG: json.dumps({"kind": "files", "name": artifact_path, "paths": paths})})
+            return
+        for p in paths:
+            self.log_artifact(p, artifact_path)
+
+
+# The model a run kept for the sweep's end (logger.log_model=best): what and where, as JSON.
+PENDING_MODEL_TAG = "mediaml.model_pending"
+MODEL_POLICIES = ("all", "best", "none")
+
+
+def log_sklearn_model(model, name: str, run_id: str, input_example=None, predict_fn: str = "predict",
+                      pip_requirements: list[str] | None = None, model_id: str | None = None) -> None:
+    """mlflow.sklearn.log_model into the run `run_id` (running or ended), requirements pinned to this env;
+    `model_id`: a logged model created for it already (an ended run's: its experiment, not the active one)."""
+    import mlflow
+    import sklearn
+    from mlflow.models import infer_signature
+
+    signature = None
+    if input_example is not None:
+        signature = infer_signature(input_example, getattr(model, predict_fn)(input_example))
+    reqs = pip_requirements or [f"scikit-learn=={sklearn.__version__}", f"pandas=={pd.__version__}",
+                                f"numpy=={np.__version__}"]
+    # cloudpickle, not MLflow's default skops: importing skops walks every scikit-learn module,
+    # which imports torch (sklearn's array-API shim), and `task=genre` must not import torch.
+    # The model is one we fitted in this very run, so unpickling it later is trusted input.
+    mlflow.sklearn.log_model(model, name=name, signature=signature, input_example=input_example,
+                             pip_requirements=reqs, serialization_format="cloudpickle", run_id=run_id,
+                             model_id=model_id)
+
+
+def log_pending_model(client, run) -> bool:
+    """Log the model a finished run kept in its job folder (`mediaml.model_pending`) into that run, then drop
+    the tag. False when there is none, or its files are not on this machine (a worker elsewhere ran it)."""
+    spec = run.data.tags.get(PENDING_MODEL_TAG)
+    if not spec:
+        return False
+    spec = json.loads(spec)
+    run_id = run.info.run_id
+    import socket
+
+    if run.data.tags.get("mediaml.host", socket.gethostname()) != socket.gethostname():
+        log.warning("the best run %s ran on %s: its model stays in its job folder there (%s)", run_id,
+                    run.data.tags["mediaml.host"], spec.get("path") or spec.get("paths"))
+        return False
+    if spec["kind"] == "sklearn":
+        import joblib
+
+        local = Path(spec["path"])
+        extra = local.with_name(f"{spec['name']}.logging.joblib")
+        if not (local.is_file() and extra.is_file()):
+            log.warning("the best run %s kept its model in %s, which is not on this machine: not logged",
+                        run_id, local)
+            return False
+        import mlflow
+
+        # mlflow.sklearn.log_model writes to the fluent API's store: the client's, for this call only.
+        before, env = mlflow.get_tracking_uri(), os.environ.get("MLFLOW_TRACKING_URI")
+        mlflow.set_tracking_uri(client.tracking_uri)
+        try:
+            # Created here in the run's experiment: MLflow would put a model of a run that is not active in
+            # the active (Default) experiment.
+            model = client.create_logged_model(run.info.experiment_id, name=spec["name"], source_run_id=run_id,
+                                               params=dict(run.data.params))
+            log_sklearn_model(joblib.load(local), spec["name"], run_id, **joblib.load(extra), model_id=model.model_id)
+        finally:
+            mlflow.set_tracking_uri(before)
+            if env is None:
+                os.environ.pop("MLFLOW_TRACKING_URI", None)
+            else:
+                os.environ["MLFLOW_TRACKING_URI"] = env
+    else:
+        missing = [p for p in spec["paths"] if not Path(p).is_file()]
+        if missing:
+            log.warning("the best run %s kept %s, not on this machine: not logged", run_id, missing)
+            return False
+        for p in spec["paths"]:
+            client.log_artifact(run_id, p, spec["name"])
+    client.delete_tag(run_id, PENDING_MODEL_TAG)
+    client.set_tag(run_id, "mediaml.model_logged_by", "the sweep: best trial")
+    log.info("logged the best run's model (%s) into run %s", spec["name"], run_id)
+    return True
 
 
 def _param_value(v: Any) -> str:

@@ -167,7 +167,7 @@ def test_a_server_that_stops_answering_leaves_a_marker_and_the_next_run_fails_th
 
     url, server = start_server(tmp_path)
     job_env = {**env(tmp_path), "MLFLOW_TRACKING_URI": url, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
-               "MLFLOW_HTTP_REQUEST_TIMEOUT": "2"}
+               "MLFLOW_HTTP_REQUEST_TIMEOUT": "8"}  # a loaded machine answers in < 8 s
     try:
         # the job's task freezes the server (SIGSTOP: a hung host or network) before it returns
         proc = subprocess.run(command(tmp_path / "out", "task._target_=fake_tasks.ServerHangsTask",

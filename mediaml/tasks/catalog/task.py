@@ -173,8 +173,7 @@ class CatalogTask(DatasetTask):
         terms = top_terms(pipe)
         if terms is not None:
             tracker.log_table(terms, "val/top_terms.csv")
-        if self.cfg.logger.log_model:
-            tracker.log_model(pipe, name="model", input_example=X_tr.head(5))
+        tracker.log_model(pipe, name="model", input_example=X_tr.head(5))  # by logger.log_model
         log.info("text baseline: val/acc=%.4f val/f1_macro=%.4f (majority %.4f)", metrics["val/acc"],
                  metrics["val/f1_macro"], metrics["val/majority_acc"])
         return time.perf_counter() - start

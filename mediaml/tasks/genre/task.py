@@ -92,8 +92,7 @@ class GenreTask(DatasetTask):
         tracker.log_table(pd.DataFrame({self.dataset.id_column: table.ids.loc[X_te.index].to_numpy(),
                                         "true": y_te.to_numpy(), "pred": pred}), "test/predictions.csv")
         self._log_feature_importance(tracker, pipe, list(table.X.columns))
-        if self.cfg.logger.log_model:
-            tracker.log_model(pipe, name="model", input_example=X_tr.head(5))
+        tracker.log_model(pipe, name="model", input_example=X_tr.head(5))  # by logger.log_model
         if t.write_submission and table.X_test is not None:
             submission = pd.DataFrame({self.dataset.id_column: table.test_ids.to_numpy(),
                                        self.dataset.label: pipe.predict(table.X_test)})

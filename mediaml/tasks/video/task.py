@@ -273,9 +273,7 @@ class VideoTask(DatasetTask):
         if cm is not None:
             y_true, y_pred = _pairs_from_confusion(cm.numpy(), data.classes)
             tracker.log_confusion_matrix(y_true, y_pred, labels=data.classes, prefix="test")
-        if tracker.active and cfg.logger.get("log_model", True):
-            for p in {best, last} - {None}:
-                tracker.log_artifact(p, "checkpoints")
+        tracker.log_checkpoints([best, last], "checkpoints")  # by logger.log_model (best: the sweep's best)
         if best:
             tracker.log_text(best + "\n", "checkpoints/best_path.txt")
         log.info("video: val/acc_best=%.4f test/acc=%.4f (checkpoint %s) fit %.1f s",
