@@ -11,12 +11,13 @@ from omegaconf import DictConfig
 
 import mediaml  # noqa: F401  (registers the ${mediaml.*} config resolvers)
 from mediaml.errors import ConfigError, DataError, DataNotFoundError
-from mediaml.run import run
-from mediaml.tracking.run import RunInterrupted
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float:
+    # Imported here, not at the top: `--help` and `--cfg job` need no numpy, pandas or MLflow (seconds).
+    from mediaml.run import run
+
     try:
         return run(cfg)
     # A user's mistake (wrong model for the task, missing extra or data, a data file that does not match its
@@ -36,6 +37,8 @@ if __name__ == "__main__":
     try:
         main()
     except KeyboardInterrupt as err:  # the run has ended KILLED; exit like a process killed by the signal
+        from mediaml.tracking.run import RunInterrupted
+
         print(f"interrupted: {err or 'Ctrl-C'}", file=sys.stderr)
         # What the interpreter records for an exception it reports itself: at exit, a sweep's parent run reads
         # it to end KILLED (mediaml.tracking.sweep), as for an interrupt nobody caught.

@@ -7,7 +7,9 @@ and untracked (logger=none), into a throw-away store, and splits the wall time i
   work     = CV + final fit (time/cv_s + time/fit_s, measured inside the task)
   fixed    = wall - work (startup, config, data, artifacts, tracking)
   tracking = wall(mlflow) - wall(none)
-and prints the ratios fixed/work and tracking/work.
+and prints the ratios fixed/work and tracking/work. Then the README's first command itself (`python train.py`,
+synthetic data) tracked vs `logger=none` vs its own fit time, and `python train.py --help`
+(`--models ""` runs only that part).
 """
 from __future__ import annotations
 
@@ -55,7 +57,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         store = f"sqlite:///{tmp}/mlflow.db"
         one_run([f"dataset={dataset}", "model=gaussian_nb"], store, Path(tmp) / "warm")  # create the store once
-        for model in a.models.split(","):
+        for model in filter(None, a.models.split(",")):
             rows = {"mlflow": [], "none": []}
             for logger in rows:
                 for _ in range(a.repeats):
@@ -67,6 +69,30 @@ def main() -> None:
             fixed, tracking = wall_m - work, wall_m - wall_n
             print(f"{model:22s} {wall_m:10.2f}s {wall_n:8.2f}s {work:5.2f}s {fixed:5.2f}s {tracking:7.2f}s "
                   f"{fixed / work:10.2f} {tracking / work:13.2f}")
+    default_job(a.repeats)
+
+
+def default_job(repeats: int) -> None:
+    """The README's first command as it is (`python train.py`: genre, synthetic data, a fresh sqlite store
+    created by the first run), tracked and `logger=none` alternating, and `python train.py --help`."""
+    walls: dict[str, list[float]] = {"tracked": [], "logger=none": [], "--help": []}
+    works = []
+    with tempfile.TemporaryDirectory() as tmp:
+        store = f"sqlite:///{tmp}/default.db"
+        one_run([], store, Path(tmp) / "warm")
+        for _ in range(repeats):
+            for name, args in (("tracked", []), ("logger=none", ["logger=none"])):
+                wall, work = one_run(args, store, Path(tmp) / "out")
+                walls[name].append(wall)
+                works.append(work)
+            t = time.perf_counter()
+            subprocess.run([sys.executable, "train.py", "--help"], cwd=ROOT, capture_output=True, check=True)
+            walls["--help"].append(time.perf_counter() - t)
+    med = {k: statistics.median(v) for k, v in walls.items()}
+    work = statistics.median(works)
+    print(f"\ndefault `python train.py` (median of {repeats}): tracked {med['tracked']:.2f} s, logger=none "
+          f"{med['logger=none']:.2f} s, the fit itself {work:.2f} s (tracked/none {med['tracked'] / med['logger=none']:.2f}, "
+          f"tracked/fit {med['tracked'] / work:.1f}); `--help` {med['--help']:.2f} s")
 
 
 if __name__ == "__main__":

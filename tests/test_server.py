@@ -131,8 +131,10 @@ def test_postgresql_server_takes_eight_concurrent_jobs_and_down_stops_everything
             for i, log in enumerate(logs)]
     codes = [p.wait(timeout=300) for p in jobs]
     # The logs of the jobs that failed (each one's end), not the tail of all eight.
-    assert codes == [0] * N_JOBS, "\n".join(f"job{i} exited {c}:\n{log.read_text()[-3000:]}"
-                                            for i, (c, log) in enumerate(zip(codes, logs)) if c)
+    failed = "\n".join(f"job{i} exited {c}:\n{log.read_text()[-3000:]}" for i, (c, log) in enumerate(zip(codes, logs)) if c)
+    server_errors = [line for line in Path(state["mlflow_log"]).read_text().splitlines()
+                     if "Error" in line or "Traceback" in line or " 500 " in line][-30:]
+    assert codes == [0] * N_JOBS, failed + "\nserver log:\n" + "\n".join(server_errors)
 
     client = MlflowClient(uri)
     runs = client.search_runs([client.get_experiment_by_name("genre").experiment_id])

@@ -253,15 +253,21 @@ def test_two_torchrun_nodes_train_like_one_process(tmp_path):
     assert "GLOBAL_RANK: 1, MEMBER: 2/2" in (job_dir / "train_rank1.log").read_text()
     assert ddp.data.metrics["data/n_train"] == one.data.metrics["data/n_train"] == 32
 
+    # Losses are continuous in the weights: 1e-4. Accuracy and AUROC are not: this tiny net's scores lie within
+    # ~1e-6 of each other for some clips, so the reduction order can reorder a near-tied pair or move a clip across
+    # 0.5 (measured once: val/auroc 0.71875 vs 0.6875 with every loss equal to 1e-4 -- 8 of 256 clip pairs).
+    # They may differ by 2 of the 32 eval clips (acc) or 1/16 of the pairs (AUROC), no more.
+    tolerance = {"train/loss_epoch": 1e-4, "val/loss": 1e-4, "test/loss": 1e-4, "val/auroc": 1 / 16, "val/acc": 2 / 32,
+                 "test/auroc": 1 / 16, "test/acc": 2 / 32, "val/acc_best": 2 / 32, "objective": 2 / 32}
     compared = 0
     for key in ("train/loss_epoch", "val/loss", "val/auroc", "val/acc"):
         a = [(m.step, m.value) for m in client.get_metric_history(ddp.info.run_id, key)]
         b = [(m.step, m.value) for m in client.get_metric_history(one.info.run_id, key)]
         assert [s for s, _ in a] == [s for s, _ in b] and len(a) == 3, key
-        assert max(abs(x - y) for (_, x), (_, y) in zip(a, b)) < 1e-4, (key, a, b)
+        assert max(abs(x - y) for (_, x), (_, y) in zip(a, b)) <= tolerance[key], (key, a, b)
         compared += len(a)
     moved = [m.value for m in client.get_metric_history(one.info.run_id, "train/loss_epoch")]
     assert max(moved) - min(moved) > 0.05  # the weights moved: equal numbers are not a model that stood still
     for key in ("test/loss", "test/auroc", "test/acc", "val/acc_best", "objective"):
-        assert abs(ddp.data.metrics[key] - one.data.metrics[key]) < 1e-4, key
+        assert abs(ddp.data.metrics[key] - one.data.metrics[key]) <= tolerance[key], key
     assert compared == 12
