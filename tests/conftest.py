@@ -33,11 +33,30 @@ def data_dir() -> Path | None:
     return Path(d).resolve() if d and Path(d).is_dir() else None
 
 
+# The real-data tests skipped because MEDIAML_DATA_DIR is unset (counted for one line at the end of the run).
+_SKIPPED_REAL: list[str] = []
+
+
 def require_real(relative: str) -> Path:
-    d = data_dir()
-    if d is None or not (d / relative).exists():
-        pytest.skip(f"real data {relative} not under MEDIAML_DATA_DIR={os.environ.get('MEDIAML_DATA_DIR')}")
+    """The real data folder holding `relative`. MEDIAML_DATA_DIR unset: the test is skipped (and counted); set but
+    not holding `relative`: the test fails, naming what it looked for -- a wrong path must not look green."""
+    raw = os.environ.get("MEDIAML_DATA_DIR")
+    if not raw:
+        _SKIPPED_REAL.append(relative)
+        pytest.skip(f"real data {relative}: MEDIAML_DATA_DIR is not set")
+    d = Path(raw).resolve()
+    if not (d / relative).exists():
+        pytest.fail(f"real data {relative} is not under MEDIAML_DATA_DIR={raw} (resolved {d}, from {Path.cwd()}): "
+                    "point MEDIAML_DATA_DIR at the folder that holds the shared data sets (its README lists them), "
+                    "or unset it to skip the real-data tests", pytrace=False)
     return d
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _SKIPPED_REAL:
+        terminalreporter.write_line(
+            f"{len(_SKIPPED_REAL)} real-data test(s) skipped: MEDIAML_DATA_DIR is not set (set it to the folder with "
+            f"the shared data sets, e.g. MEDIAML_DATA_DIR=/path/to/shared/data pytest)", yellow=True)
 
 
 @pytest.fixture

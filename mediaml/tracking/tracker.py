@@ -266,9 +266,19 @@ def log_sklearn_model(model, name: str, run_id: str, input_example=None, predict
     # cloudpickle, not MLflow's default skops: importing skops walks every scikit-learn module,
     # which imports torch (sklearn's array-API shim), and `task=genre` must not import torch.
     # The model is one we fitted in this very run, so unpickling it later is trusted input.
-    mlflow.sklearn.log_model(model, name=name, signature=signature, input_example=input_example,
-                             pip_requirements=reqs, serialization_format="cloudpickle", run_id=run_id,
-                             model_id=model_id)
+    # ...so MLflow's advice against pickle formats (logged on every call) does not apply: not printed.
+    sklearn_log = logging.getLogger("mlflow.sklearn")
+    sklearn_log.addFilter(_no_pickle_advice)
+    try:
+        mlflow.sklearn.log_model(model, name=name, signature=signature, input_example=input_example,
+                                 pip_requirements=reqs, serialization_format="cloudpickle", run_id=run_id,
+                                 model_id=model_id)
+    finally:
+        sklearn_log.removeFilter(_no_pickle_advice)
+
+
+def _no_pickle_advice(record: logging.LogRecord) -> bool:
+    return "pickle or cloudpickle format requires exercising caution" not in record.getMessage()
 
 
 def log_pending_model(client, run) -> bool:
