@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from mediaml.config import PROJECT_ROOT, flatten
 from mediaml.errors import ConfigError
 from mediaml.threads import resolve as resolve_threads
-from mediaml.tracking.store import ensure_experiment, resolve_tracking_uri, store_errors_named
+from mediaml.tracking.store import ensure_experiment, resolve_tracking_uri, restore_uri_env, store_errors_named
 from mediaml.tracking.tracker import MODEL_POLICIES, Tracker
 from hydra_plugins.mediaml_optuna_sweeper.config import TRIAL_NUMBER_ENV
 
@@ -314,10 +314,7 @@ def tracked_run(cfg: DictConfig, output_dir: Path, description: str | None = Non
             flush_error = e if status == "FINISHED" else None  # else the task's own error is on its way
             status, error = "FAILED", error or _one_line(e)
         _end_run(run.info.run_id, status, output_dir, error)
-        if env_uri is None:
-            os.environ.pop("MLFLOW_TRACKING_URI", None)
-        else:
-            os.environ["MLFLOW_TRACKING_URI"] = env_uri
+        restore_uri_env(env_uri)
         if flush_error is not None:  # the task finished but its results did not reach the store: not a success
             raise flush_error
 

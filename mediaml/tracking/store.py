@@ -81,6 +81,15 @@ def ensure_experiment(uri: str, store_dir: str | Path, name: str, description: s
             return winner.experiment_id
 
 
+def restore_uri_env(previous: str | None) -> None:
+    """Put MLFLOW_TRACKING_URI back as it was before `mlflow.set_tracking_uri`, which exports it (the next
+    in-process job composes `logger.tracking_uri` from it)."""
+    if previous is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = previous
+
+
 class StoreError(ConfigError):
     """The tracking store cannot be opened or written (read-only file, full disk, server down)."""
 

@@ -316,11 +316,10 @@ def log_pending_model(client, run) -> bool:
                                                params=dict(run.data.params))
             log_sklearn_model(joblib.load(local), spec["name"], run_id, **joblib.load(extra), model_id=model.model_id)
         finally:
+            from mediaml.tracking.store import restore_uri_env
+
             mlflow.set_tracking_uri(before)
-            if env is None:
-                os.environ.pop("MLFLOW_TRACKING_URI", None)
-            else:
-                os.environ["MLFLOW_TRACKING_URI"] = env
+            restore_uri_env(env)
     else:
         missing = [p for p in spec["paths"] if not Path(p).is_file()]
         if missing:
