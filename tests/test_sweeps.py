@@ -90,6 +90,30 @@ def assert_only_the_best_logged_a_model(out: Path, kids: list, best) -> None:
         os.environ.pop("MLFLOW_TRACKING_URI", None)
     assert info.signature is not None and len(example) == 5  # signature and example from the trial's data
     assert (logged.predict(example) == local.predict(example)).all()  # the best trial's fitted pipeline
+    assert_only_the_best_logged_figures(client, kids, best)
+
+
+def assert_only_the_best_logged_figures(client, kids: list, best) -> None:
+    """logger.figures=best (a sweep's default): every trial logs its tables (the confusion matrix as CSV), only the
+    best trial its PNGs, saved at the sweep's end from what the trial kept; nothing kept is left behind."""
+    from PIL import Image
+
+    for r in kids:
+        files = {a.path for d in ("test", "figures") for a in client.list_artifacts(r.info.run_id, d)}
+        assert "test/confusion_matrix.csv" in files, r.info.run_name
+        pngs = {f for f in files if f.endswith(".png")}
+        tags = client.get_run(r.info.run_id).data.tags
+        assert "mediaml.figures_pending" not in tags
+        assert not (Path(r.data.tags["hydra.output_dir"]) / ".mediaml" / "pending_figures").exists()
+        if r.info.run_id != best.info.run_id:
+            assert not pngs, r.info.run_name
+            continue
+        # a forest's feature importances too (gaussian_nb has none)
+        assert pngs == {f.replace(".csv", ".png") for f in files if f.endswith(("confusion_matrix.csv", "importance.csv"))}
+        assert "test/confusion_matrix.png" in pngs
+        assert tags["mediaml.figures_logged_by"] == "the sweep: best trial"
+        cm = Image.open(client.download_artifacts(r.info.run_id, "test/confusion_matrix.png"))
+        assert min(cm.size) > 300  # a drawn matrix, not an empty canvas
 
 
 def statuses(out: Path) -> list[str]:

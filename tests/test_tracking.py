@@ -248,3 +248,80 @@ def test_checkpoints_kept_for_the_sweep_are_logged_once_it_finds_their_run_best(
     assert log_pending_model(client, runs[1]) is False  # not on this machine: nothing logged, tag kept
     assert PENDING_MODEL_TAG in client.get_run(runs[1].info.run_id).data.tags
     assert Path(tmp_path / "gone.ckpt").exists() is False
+
+
+def _bars(values):  # a module-level plot: Tracker.log_plot keeps the call by reference
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(3, 2))
+    ax.bar(range(len(values)), values)
+    return fig
+
+
+def test_figure_policy_all_now_best_at_the_sweeps_end_none_never(tmp_path, request):
+    """logger.figures: `all` saves and logs a figure now; `best` keeps it (a figure pickled, or the call that draws
+    it) and logs nothing until the sweep renders it into the best run, byte for byte the PNG `all` would have
+    logged, or drops it for another trial; `none` logs none; a figure that cannot be pickled is logged now;
+    an untracked run (logger=none) writes its PNGs whatever the policy."""
+    from pathlib import Path
+
+    import matplotlib
+    import mlflow
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from mediaml.tracking.tracker import PENDING_FIGURES_TAG, Tracker, drop_pending_figures, log_pending_figures
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)  # the Tracker logs files through the fluent API, as in a run
+    request.addfinalizer(lambda: (mlflow.set_tracking_uri(None), os.environ.pop("MLFLOW_TRACKING_URI", None)))
+    client = MlflowClient(uri)
+    exp = client.create_experiment("genre", artifact_location=(tmp_path / "artifacts").as_uri())
+    host = __import__("socket").gethostname()
+
+    def tracked(policy: str, job: str):
+        r = client.create_run(exp, tags={"mediaml.host": host})
+        tracker = Tracker(tmp_path / job, r.info.run_id, tracking_uri=uri)
+        tracker.figure_policy = policy
+        fig, ax = plt.subplots(figsize=(3, 2))
+        ax.plot([0, 1, 4])
+        tracker.log_figure(fig, "figures/line.png")
+        tracker.log_plot("test/bars.png", _bars, [3, 1, 2], dpi=80)
+        lam, ax = plt.subplots(figsize=(2, 2))
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _: f"<{x}>"))  # a lambda: unpicklable
+        tracker.log_figure(lam, "figures/lambda.png")
+        client.set_terminated(r.info.run_id, "FINISHED")
+        return client.get_run(r.info.run_id)
+
+    def pngs(run_id):
+        return sorted(a.path for d in ("figures", "test") for a in client.list_artifacts(run_id, d))
+
+    now = tracked("all", "all")
+    assert pngs(now.info.run_id) == ["figures/lambda.png", "figures/line.png", "test/bars.png"]
+    best, other = tracked("best", "best"), tracked("best", "other")
+    assert pngs(best.info.run_id) == ["figures/lambda.png"]  # kept back, except the one that cannot be kept
+    kept = Path(best.data.tags[PENDING_FIGURES_TAG])
+    assert sorted(p.relative_to(kept).as_posix() for p in kept.rglob("*.pickle")) == \
+        ["figures/line.png.pickle", "test/bars.png.pickle"]
+    assert sorted(log_pending_figures(client, best)) == ["figures/line.png", "test/bars.png"]
+    assert pngs(best.info.run_id) == pngs(now.info.run_id)
+    for name in ("figures/line.png", "test/bars.png"):
+        a, b = (Path(client.download_artifacts(r.info.run_id, name, str(tmp_path / f"dl{i}")))
+                for i, r in enumerate((now, best)))
+        assert a.read_bytes() == b.read_bytes(), name
+    after = client.get_run(best.info.run_id).data.tags
+    assert PENDING_FIGURES_TAG not in after and after["mediaml.figures_logged_by"] == "the sweep: best trial"
+    assert not kept.exists()
+    drop_pending_figures(client, other)
+    assert PENDING_FIGURES_TAG not in client.get_run(other.info.run_id).data.tags
+    assert not Path(other.data.tags[PENDING_FIGURES_TAG]).exists() and pngs(other.info.run_id) == ["figures/lambda.png"]
+    never = tracked("none", "none")
+    assert pngs(never.info.run_id) == [] and not (tmp_path / "none" / "artifacts" / "figures").exists()
+    local = Tracker(tmp_path / "untracked")
+    local.figure_policy = "none"
+    local.log_plot("test/bars.png", _bars, [1, 2])
+    assert (tmp_path / "untracked" / "artifacts" / "test" / "bars.png").is_file()

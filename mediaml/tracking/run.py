@@ -24,7 +24,7 @@ from mediaml.config import PROJECT_ROOT, flatten
 from mediaml.errors import ConfigError
 from mediaml.threads import resolve as resolve_threads
 from mediaml.tracking.store import ensure_experiment, resolve_tracking_uri, restore_uri_env, store_errors_named
-from mediaml.tracking.tracker import MODEL_POLICIES, Tracker
+from mediaml.tracking.tracker import POLICIES, Tracker
 from hydra_plugins.mediaml_optuna_sweeper.config import TRIAL_NUMBER_ENV
 
 log = logging.getLogger(__name__)
@@ -208,19 +208,24 @@ def distributed_rank() -> int:
     return 0
 
 
-def model_policy(cfg: DictConfig) -> str:
-    """`logger.log_model`: `all` (every run logs its model), `best` (a sweep logs its best trial's model when it
-    ends), `none`; `auto` is `best` in a sweep (-m) and `all` for a single run. true / false: all / none."""
-    value = cfg.logger.get("log_model", "auto")
+def policy(cfg: DictConfig, key: str) -> str:
+    """`logger.log_model` / `logger.figures`: `all` (every run logs its model / figures), `best` (a sweep logs
+    its best trial's when it ends), `none`; `auto` is `best` in a tracked sweep (-m), `all` otherwise.
+    true / false: all / none."""
+    value = cfg.logger.get(key, "auto")
     if isinstance(value, bool) or value is None:
         return "all" if value else "none"
     value = str(value).strip().lower()
     if value == "auto":
-        return "best" if hydra_info().get("mode") == "MULTIRUN" else "all"
-    if value not in MODEL_POLICIES:
-        raise ConfigError(f"logger.log_model={value!r}: expected one of {', '.join(MODEL_POLICIES)} or auto "
+        return "best" if hydra_info().get("mode") == "MULTIRUN" and cfg.logger.enabled else "all"
+    if value not in POLICIES:
+        raise ConfigError(f"logger.{key}={value!r}: expected one of {', '.join(POLICIES)} or auto "
                           "(best in a sweep, all for a single run)")
     return value
+
+
+def model_policy(cfg: DictConfig) -> str:
+    return policy(cfg, "log_model")
 
 
 @contextlib.contextmanager
@@ -237,7 +242,8 @@ def tracked_run(cfg: DictConfig, output_dir: Path, description: str | None = Non
     inactive Tracker, and rank 0's run is the job's only run.
     """
     output_dir = Path(output_dir)
-    policy = model_policy(cfg)  # a bad value stops the job before any run opens
+    # Bad values stop the job before any run opens.
+    models, figures = policy(cfg, "log_model"), policy(cfg, "figures")
     if distributed_rank() != 0:
         log.info("distributed rank %d: no MLflow run of its own (rank 0 tracks the job)", distributed_rank())
         yield Tracker(output_dir, None)
@@ -247,7 +253,7 @@ def tracked_run(cfg: DictConfig, output_dir: Path, description: str | None = Non
     config_yaml = OmegaConf.to_yaml(job_cfg)
     if not cfg.logger.enabled:
         tracker = Tracker(output_dir, None)
-        tracker.model_policy = policy
+        tracker.model_policy, tracker.figure_policy = models, figures
         tracker.log_text(config_yaml, "config/config.yaml")
         yield tracker
         return
@@ -277,7 +283,7 @@ def tracked_run(cfg: DictConfig, output_dir: Path, description: str | None = Non
             run = mlflow.start_run(experiment_id=experiment_id, tags=tags,
                                    run_name=cfg.logger.run_name or run_name(tags, hydra_info().get("overrides")))
     tracker = Tracker(output_dir, run.info.run_id, tracking_uri=uri, experiment_name=cfg.logger.experiment_name)
-    tracker.model_policy = policy
+    tracker.model_policy, tracker.figure_policy = models, figures
     tracker.defer = True  # scalar metrics go out when the run ends, the objective first (Tracker.flush)
     log.info("MLflow run %s%s in experiment %r at %s", run.info.run_id, " (resumed)" if resume_run_id else "",
              cfg.logger.experiment_name, uri)

@@ -284,7 +284,7 @@ def summarise(client, parent_id: str, config: DictConfig) -> None:
 
     now = int(time.time() * 1000)
     metrics = [Metric(k, float(v), now, 0) for k, v in counts.items()]
-    tags = []
+    tags, best_id = [], None
     for r in kids.values():  # one best child
         if r.data.tags.get("best") == "true":
             client.delete_tag(r.info.run_id, "best")
@@ -295,13 +295,20 @@ def summarise(client, parent_id: str, config: DictConfig) -> None:
         if is_optuna(config):
             tags.append(RunTag("optuna.best_trial", str(best_num)))
         if isinstance(best_row.get("run_id"), str) and best_row["run_id"]:
-            client.set_tag(best_row["run_id"], "best", "true")
+            best_id = best_row["run_id"]
+            client.set_tag(best_id, "best", "true")
             tags.append(RunTag("sweep.best_run_id", best_row["run_id"]))
             best_run = next((r for r in kids.values() if r.info.run_id == best_row["run_id"]), None)
-            if best_run is not None:  # logger.log_model=best: the best trial's model goes to its run now
-                from mediaml.tracking.tracker import log_pending_model
+            if best_run is not None:  # logger.log_model / figures = best: the best trial's go to its run now
+                from mediaml.tracking.tracker import log_pending_figures, log_pending_model
 
                 log_pending_model(client, best_run)
+                log_pending_figures(client, best_run)
+    from mediaml.tracking.tracker import drop_pending_figures
+
+    for r in kids.values():  # the figures the other finished trials kept are not needed any more
+        if r.info.status != "RUNNING" and r.info.run_id != best_id:
+            drop_pending_figures(client, r)
     tags.append(RunTag("sweep.direction", direction))
     client.log_batch(parent_id, metrics=metrics, tags=tags)
 

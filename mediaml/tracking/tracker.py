@@ -2,6 +2,7 @@
 is on, logs it to the run. Tasks only talk to a Tracker, so `logger=none` runs the same code."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -53,8 +54,11 @@ class Tracker:
         # first, so MLflow's compare view and run table lead with the result, not with data/* counts.
         self.defer = False
         self._pending: dict[str, float] = {}
-        # logger.log_model, resolved by the run's lifecycle (model_policy): all | best | none.
+        # logger.log_model and logger.figures, resolved by the run's lifecycle (mediaml.tracking.run.policy):
+        # all | best | none.
         self.model_policy = "all"
+        self.figure_policy = "all"
+        self._figures_tagged = False
 
     @property
     def active(self) -> bool:
@@ -157,13 +161,51 @@ class Tracker:
         self.path(name).write_text(json.dumps(data, indent=2, default=str))
         return self._logged(name)
 
-    def log_figure(self, fig, name: str, dpi: int = 120) -> Path:
-        """Save a matplotlib figure (PNG by the name's suffix) and log it; the figure is closed."""
+    def log_figure(self, fig, name: str, dpi: int = 120) -> Path | None:
+        """Save a matplotlib figure (PNG by the name's suffix) and log it, by `figure_policy` (`logger.figures`):
+        `all` now; `best` keeps the figure (pickled: a fraction of the time its PNG takes) for the sweep to save
+        and log if this trial is its best (`log_pending_figures`); `none` not at all. The figure is closed."""
         import matplotlib.pyplot as plt
 
+        if (self._keeps_figures() and self._keep_figure(name, fig, dpi)) or (self.figure_policy == "none"
+                                                                             and self.active):
+            plt.close(fig)
+            return None
         fig.savefig(self.path(name), dpi=dpi, bbox_inches="tight")
         plt.close(fig)
         return self._logged(name)
+
+    def log_plot(self, name: str, plot, *args, dpi: int = 120, **kwargs) -> Path | None:
+        """The figure `plot(*args, **kwargs)` draws (`plot`: a module-level function), drawn only if it is to be
+        logged now; under `logger.figures=best` the call itself is kept, for the sweep's best trial."""
+        if self.figure_policy == "none" and self.active:
+            return None
+        if self._keeps_figures() and self._keep_figure(name, (plot, args, kwargs), dpi):
+            return None
+        return self.log_figure(plot(*args, **kwargs), name, dpi=dpi)
+
+    def _keeps_figures(self) -> bool:
+        return self.figure_policy == "best" and self.active
+
+    @_to_store
+    def _keep_figure(self, name: str, what, dpi: int) -> bool:
+        """Pickle a figure (or the call that draws it) for the sweep's end; False if it cannot be pickled (a
+        figure holding a lambda): the caller then logs it now."""
+        import pickle
+
+        folder = self.output_dir / PENDING_FIGURES_DIR
+        path = folder / f"{name}.pickle"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            data = pickle.dumps({"name": name, "dpi": dpi, "figure": what}, protocol=pickle.HIGHEST_PROTOCOL)
+        except (pickle.PicklingError, TypeError, AttributeError) as e:
+            log.debug("figure %s cannot be kept for the sweep's end (%s): logged now", name, e)
+            return False
+        path.write_bytes(data)
+        if not self._figures_tagged:
+            self.set_tags({PENDING_FIGURES_TAG: str(folder)})
+            self._figures_tagged = True
+        return True
 
     def log_table(self, df: pd.DataFrame, name: str, index: bool = False) -> Path:
         """Write a table as CSV (name ends in .csv) and log it."""
@@ -184,9 +226,8 @@ class Tracker:
 
         df = confusion_table(y_true, y_pred, labels)
         self.log_table(df, f"{prefix}/confusion_matrix.csv", index=True)
-        self.log_figure(plot_confusion_matrix(df.to_numpy(), list(df.columns), normalize=normalize,
-                                              title=f"{prefix} confusion matrix"),
-                        f"{prefix}/confusion_matrix.png")
+        self.log_plot(f"{prefix}/confusion_matrix.png", plot_confusion_matrix, df.to_numpy(), list(df.columns),
+                      normalize=normalize, title=f"{prefix} confusion matrix")
         return df
 
     def log_classification_report(
@@ -247,7 +288,10 @@ class Tracker:
 
 # The model a run kept for the sweep's end (logger.log_model=best): what and where, as JSON.
 PENDING_MODEL_TAG = "mediaml.model_pending"
-MODEL_POLICIES = ("all", "best", "none")
+# The folder of the figures a run kept for the sweep's end (logger.figures=best), under its job folder.
+PENDING_FIGURES_TAG = "mediaml.figures_pending"
+PENDING_FIGURES_DIR = Path(".mediaml") / "pending_figures"
+POLICIES = ("all", "best", "none")
 
 
 def log_sklearn_model(model, name: str, run_id: str, input_example=None, predict_fn: str = "predict",
@@ -270,11 +314,31 @@ def log_sklearn_model(model, name: str, run_id: str, input_example=None, predict
     sklearn_log = logging.getLogger("mlflow.sklearn")
     sklearn_log.addFilter(_no_pickle_advice)
     try:
-        mlflow.sklearn.log_model(model, name=name, signature=signature, input_example=input_example,
-                                 pip_requirements=reqs, serialization_format="cloudpickle", run_id=run_id,
-                                 model_id=model_id)
+        with _no_package_scan():
+            mlflow.sklearn.log_model(model, name=name, signature=signature, input_example=input_example,
+                                     pip_requirements=reqs, serialization_format="cloudpickle", run_id=run_id,
+                                     model_id=model_id)
     finally:
         sklearn_log.removeFilter(_no_pickle_advice)
+
+
+@contextlib.contextmanager
+def _no_package_scan():
+    """While a model with given requirements is logged, MLflow checks each requirement against this environment
+    (warn_dependency_requirement_mismatches). To find a requirement's module it first maps every module of
+    every installed distribution (importlib_metadata.packages_distributions: 1.5 s of a 7 s default run here,
+    torch's RECORD included), then reads the version by distribution name, which needs no map for ours
+    (scikit-learn, pandas, numpy, cloudpickle, mlflow are distribution names). So the map starts empty for
+    this call only, and MLflow's own value (usually not yet built) is put back after."""
+    from mlflow.utils import requirements_utils as ru
+
+    before = ru._MODULES_TO_PACKAGES
+    if before is None:
+        ru._MODULES_TO_PACKAGES = {}
+    try:
+        yield
+    finally:
+        ru._MODULES_TO_PACKAGES = before
 
 
 def _no_pickle_advice(record: logging.LogRecord) -> bool:
@@ -331,6 +395,61 @@ def log_pending_model(client, run) -> bool:
     client.set_tag(run_id, "mediaml.model_logged_by", "the sweep: best trial")
     log.info("logged the best run's model (%s) into run %s", spec["name"], run_id)
     return True
+
+
+def log_pending_figures(client, run) -> list[str]:
+    """Save and log the figures a finished run kept (`mediaml.figures_pending`) into that run, then drop the
+    tag and the kept files; the names logged. None when they are not on this machine (another worker's)."""
+    import pickle
+    import socket
+
+    folder = run.data.tags.get(PENDING_FIGURES_TAG)
+    if not folder:
+        return []
+    run_id = run.info.run_id
+    folder = Path(folder)
+    if run.data.tags.get("mediaml.host", socket.gethostname()) != socket.gethostname() or not folder.is_dir():
+        log.warning("the best run %s kept its figures in %s, not on this machine: not logged", run_id, folder)
+        return []
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    artifacts = folder.parents[1] / "artifacts"  # the job's output folder / artifacts, as Tracker.path
+    logged = []
+    for kept in sorted(folder.rglob("*.pickle")):
+        with open(kept, "rb") as f:
+            spec = pickle.load(f)  # written by this sweep's own job (Tracker._keep_figure): trusted
+        fig = spec["figure"]
+        if isinstance(fig, tuple):  # Tracker.log_plot: the call that draws it
+            plot, args, kwargs = fig
+            fig = plot(*args, **kwargs)
+        out = artifacts / spec["name"]
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(out, dpi=spec["dpi"], bbox_inches="tight")
+        plt.close(fig)
+        parent = str(Path(spec["name"]).parent)
+        client.log_artifact(run_id, str(out), None if parent == "." else parent)
+        logged.append(spec["name"])
+    drop_pending_figures(client, run)
+    client.set_tag(run_id, "mediaml.figures_logged_by", "the sweep: best trial")
+    log.info("logged the best run's %d figure(s) into run %s", len(logged), run_id)
+    return logged
+
+
+def drop_pending_figures(client, run) -> None:
+    """Forget the figures a run kept (a sweep's trial that was not its best): the tag and, on this machine,
+    the kept files."""
+    import shutil
+    import socket
+
+    folder = run.data.tags.get(PENDING_FIGURES_TAG)
+    if not folder:
+        return
+    if run.data.tags.get("mediaml.host", socket.gethostname()) == socket.gethostname():
+        shutil.rmtree(folder, ignore_errors=True)
+    client.delete_tag(run.info.run_id, PENDING_FIGURES_TAG)
 
 
 def _param_value(v: Any) -> str:

@@ -105,15 +105,20 @@ class GenreTask(DatasetTask):
         importances = getattr(pipe.named_steps["model"], "feature_importances_", None)
         if importances is None:
             return
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
         table = pd.DataFrame({"feature": features, "importance": importances}).sort_values("importance")
         tracker.log_table(table, "figures/feature_importance.csv")
-        fig, ax = plt.subplots(figsize=(5, 4))
-        ax.barh(table["feature"], table["importance"])
-        ax.set_xlabel("impurity-based importance")
-        ax.set_title("feature importance")
-        tracker.log_figure(fig, "figures/feature_importance.png")
+        tracker.log_plot("figures/feature_importance.png", plot_feature_importance, table)
+
+
+def plot_feature_importance(table: pd.DataFrame):
+    """Horizontal bars of a (feature, importance) table, in its row order."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 4))
+    ax.barh(table["feature"], table["importance"])
+    ax.set_xlabel("impurity-based importance")
+    ax.set_title("feature importance")
+    return fig
