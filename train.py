@@ -6,6 +6,13 @@
 """
 import sys
 
+if __name__ == "__main__" and sys.argv[1:] in (["--help"], ["-h"]):
+    # mediaml's own page, before Hydra is imported (a second of composing for a page that needs no config).
+    from mediaml.help import help_text
+
+    print(help_text())
+    sys.exit(0)
+
 import hydra
 from omegaconf import DictConfig
 

@@ -16,8 +16,16 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("mediaml.root", lambda: str(PROJECT_ROOT))
     if not OmegaConf.has_resolver("mediaml.abspath"):
         OmegaConf.register_new_resolver("mediaml.abspath", lambda p: str(Path(p).expanduser().resolve()))
+    if not OmegaConf.has_resolver("mediaml.help"):  # hydra.help.template: mediaml's own --help page
+        OmegaConf.register_new_resolver("mediaml.help", _help_template)
     if not OmegaConf.has_resolver("mediaml.slug"):  # a metric name in a file name: val/acc -> val_acc
         OmegaConf.register_new_resolver("mediaml.slug", lambda s: str(s).replace("/", "_"))
+
+
+def _help_template() -> str:
+    from mediaml.help import hydra_template
+
+    return hydra_template()
 
 
 def flatten(cfg: DictConfig | ListConfig | dict | list, prefix: str = "") -> dict[str, Any]:
