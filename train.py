@@ -17,6 +17,7 @@ import hydra
 from omegaconf import DictConfig
 
 import mediaml  # noqa: F401  (registers the ${mediaml.*} config resolvers)
+from mediaml import cli
 from mediaml.errors import ConfigError, DataError, DataNotFoundError
 
 
@@ -30,8 +31,10 @@ def main(cfg: DictConfig) -> float:
     # A user's mistake (wrong model for the task, missing extra or data, a data file that does not match its
     # config, a store that cannot be written): the message, no traceback (the run, if open, ended FAILED).
     except (ConfigError, DataError, DataNotFoundError) as err:
+        if cli.full_errors():  # HYDRA_FULL_ERROR=1 or --verbose: the traceback too
+            raise
         print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(cli.USER_ERROR_EXIT)
 
 
 if __name__ == "__main__":
@@ -39,8 +42,13 @@ if __name__ == "__main__":
     # million objects the imports made (mlflow, sklearn, sqlalchemy), 2.5 s of every run's exit on 2 cores.
     import atexit
     import gc
+    import os
 
     atexit.register(gc.freeze)
+    if "--verbose" in sys.argv:  # tracebacks for the errors that otherwise print one line
+        sys.argv.remove("--verbose")
+        os.environ["HYDRA_FULL_ERROR"] = "1"
+    cli.install()  # a mistyped key or option: one message with the nearest valid one, exit 2
     try:
         main()
     except KeyboardInterrupt as err:  # the run has ended KILLED; exit like a process killed by the signal

@@ -1,0 +1,87 @@
+"""The command line: `python train.py --help` (mediaml's own page, written from conf/, printed before Hydra is
+imported) and user errors (one message, the nearest valid key or option, exit 2, no run opened)."""
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import PROJECT_ROOT
+
+CONF = Path(PROJECT_ROOT) / "conf"
+
+
+def _train(*args: str, env=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], cwd=PROJECT_ROOT, capture_output=True, text=True, env=env)
+
+
+def test_help_lists_every_task_dataset_model_sweep_and_experiment_without_importing_hydra(tmp_path):
+    import os
+
+    env = {**os.environ, "MEDIAML_DATA_DIR": str(tmp_path)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    proc = _train("-X", "importtime", "train.py", "--help", env=env)
+    assert proc.returncode == 0, proc.stderr
+    page = proc.stdout
+    imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
+    assert not {m for m in imported if m.split(".")[0] in ("hydra", "mlflow", "sklearn", "numpy", "pandas")}
+    for group in ("task", "dataset", "model", "hparams_search", "experiment"):
+        for option in sorted(p.stem for p in (CONF / group).glob("*.yaml")):
+            assert option in page, (group, option)
+    genre = page[page.index("  genre "):page.index("  listening ")]
+    assert "synthetic_genre*" in genre and "random_forest*" in genre and "spotify_cs98x" in genre
+    assert "c3d" not in genre  # a model of another task is not offered for this one
+    assert f"now: {tmp_path}" in page  # where data is read, as set
+    assert "mlflow ui --backend-store-uri sqlite:///" in page and "hparams_search=genre_optuna" in page
+
+
+def test_help_with_overrides_is_the_same_page_then_their_config():
+    proc = _train("train.py", "task=listening", "--help")
+    assert proc.returncode == 0, proc.stderr
+    head, config = proc.stdout.split("== The config these overrides compose ==")
+    assert head.startswith("mediaml: one train.py") and "Tasks (task=NAME)" in head
+    assert "_target_: mediaml.tasks.listening.task.ListeningTask" in config
+
+
+def _no_runs(store: Path) -> bool:
+    if not (store / "mlflow.db").exists():
+        return True
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{store / 'mlflow.db'}")
+    return not client.search_runs([e.experiment_id for e in client.search_experiments()])
+
+
+def _user_error(tmp_path, *overrides: str, data_dir: str | None = None, full: bool = False) -> str:
+    import os
+
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    if data_dir is not None:
+        env["MEDIAML_DATA_DIR"] = data_dir
+    if full:
+        env["HYDRA_FULL_ERROR"] = "1"
+    proc = _train("train.py", f"paths.output_root={tmp_path / 'out'}", *overrides, env=env)
+    if full:
+        assert proc.returncode != 0 and "Traceback" in proc.stderr
+        return proc.stderr
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr and "HYDRA_FULL_ERROR" not in proc.stderr
+    assert _no_runs(tmp_path / "mlruns")  # found before any run opened
+    return proc.stderr
+
+
+def test_a_mistyped_key_names_the_nearest_valid_key_not_plus_key(tmp_path):
+    err = _user_error(tmp_path, "model.n_estimatorz=5")
+    assert "did you mean model.n_estimators?" in err and "To append to your config" not in err
+    err = _user_error(tmp_path, "task=listening", "model.walk_lenght=5")
+    assert "did you mean model.walk_length?" in err  # the keys of the config these choices compose
+    assert "Could not override 'model.n_estimatorz'" in _user_error(tmp_path, "model.n_estimatorz=5", full=True)
+
+
+def test_a_mistyped_option_a_bad_override_a_wrong_pair_and_missing_data_print_one_message(tmp_path):
+    err = _user_error(tmp_path, "model=randm_forest")
+    assert "there is no conf/model/randm_forest.yaml; did you mean model=random_forest" in err
+    assert "cannot read the override 'model.n_estimators=[1,2'" in _user_error(tmp_path, "model.n_estimators=[1,2")
+    err = _user_error(tmp_path, "task=genre", "dataset=spotify_cs98x", "model=deepwalk")
+    assert "model=deepwalk is for task(s) ['listening'], not task=genre" in err and len(err.splitlines()) == 1
+    err = _user_error(tmp_path, "dataset=spotify_cs98x", data_dir=str(tmp_path / "nowhere"))
+    assert "spotify_cs98x" in err and f"MEDIAML_DATA_DIR={tmp_path / 'nowhere'}" in err
