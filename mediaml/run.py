@@ -92,4 +92,21 @@ def run(cfg: DictConfig) -> float:
             tell_pruned()
         raise
     log.info("objective %s = %.4f", metric, value)
+    if hydra_info().get("mode") != "MULTIRUN":  # a sweep prints its own block when it ends
+        print("\n" + summary(cfg, tracker, metrics), flush=True)
     return value
+
+
+def summary(cfg: DictConfig, tracker, metrics: dict) -> str:
+    """The block a run ends with (mediaml.tracking.summary): task, dataset, model, objective and headline
+    metrics, output folder, and how to open the run in MLflow."""
+    from mediaml.tracking.summary import run_block
+
+    choices = hydra_info().get("choices", {})
+    return run_block(task=cfg.task.name, dataset=choices.get("dataset") or cfg.dataset.get("name", "?"),
+                     model=choices.get("model") or str(cfg.model.get("_target_", "?")).rsplit(".", 1)[-1],
+                     status="FINISHED", objective=str(cfg.task.objective.metric),
+                     direction=str(cfg.task.objective.direction), metrics=metrics,
+                     output_dir=tracker.output_dir, tracking_uri=tracker.tracking_uri,
+                     experiment_id=tracker.experiment_id, run_id=tracker.run_id,
+                     wanted=cfg.task.get("summary_metrics"))

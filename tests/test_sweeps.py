@@ -138,8 +138,23 @@ def n_complete(db: Path) -> int:
 def sweep4(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("sweep4")
     # logger.log_model left at its default (auto: best in a sweep)
-    train(out, *[a for a in OPTUNA if not a.startswith("logger.log_model")], "hydra.sweeper.n_trials=4")
+    proc = train(out, *[a for a in OPTUNA if not a.startswith("logger.log_model")], "hydra.sweeper.n_trials=4")
+    (out / "stdout.txt").write_text(proc.stdout)
     return out
+
+
+def test_a_sweep_ends_with_its_best_trial_and_parent_run(sweep4):
+    (parent,) = parents(sweep4)
+    best = next(r for r in runs(sweep4) if r.data.tags.get("best") == "true")
+    block = (sweep4 / "stdout.txt").read_text().split(f"== sweep {STUDY} | 4/4 trials complete ==")[1]
+    num, value = best.data.tags["sweep.job_num"], best.data.metrics["cv/acc_mean"]
+    assert f"best       trial #{num}: cv/acc_mean = {value:.4g} (maximize)" in block
+    assert f"its files: {best.data.tags['hydra.output_dir']}" in block
+    assert f"parent run {parent.info.run_id}" in block
+    exp = parent.info.experiment_id
+    assert f"mlflow ui --backend-store-uri sqlite:///{sweep4}/mlflow.db" in block
+    assert f"http://127.0.0.1:5000/#/experiments/{exp}/runs/{parent.info.run_id}" in block
+    assert f"best run   http://127.0.0.1:5000/#/experiments/{exp}/runs/{best.info.run_id}" in block
 
 
 def test_optuna_sweep_tracks_every_trial_in_one_sweep(sweep4):
@@ -282,7 +297,7 @@ def test_parallel_sweep_with_joblib(tmp_path):
 
 @pytest.mark.slow  # long: CI runs it with -m slow
 def test_grid_multirun_with_the_basic_sweeper(tmp_path):
-    train(tmp_path, "-m", "model=random_forest,gaussian_nb", "task.cv_folds=3")  # log_model: auto (best)
+    proc = train(tmp_path, "-m", "model=random_forest,gaussian_nb", "task.cv_folds=3")  # log_model: auto (best)
     tracked = runs(tmp_path)
     assert [r.info.status for r in tracked] == ["FINISHED"] * 2
     assert {r.data.tags["mediaml.model"] for r in tracked} == {"random_forest", "gaussian_nb"}
@@ -296,6 +311,8 @@ def test_grid_multirun_with_the_basic_sweeper(tmp_path):
     best = max(tracked, key=lambda r: r.data.metrics["cv/acc_mean"])
     assert parent.data.metrics["cv/acc_mean"] == pytest.approx(best.data.metrics["cv/acc_mean"])
     assert best.data.tags["best"] == "true" and parent.data.metrics["sweep/n_complete"] == 2
+    assert "== sweep model=random_forest,gaussian_nb | 2/2 jobs complete ==" in proc.stdout
+    assert f"best       job #{best.data.tags['sweep.job_num']}: cv/acc_mean" in proc.stdout
     assert_only_the_best_logged_a_model(tmp_path, tracked, best)
 
 

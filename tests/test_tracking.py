@@ -325,3 +325,22 @@ def test_figure_policy_all_now_best_at_the_sweeps_end_none_never(tmp_path, reque
     local.figure_policy = "none"
     local.log_plot("test/bars.png", _bars, [1, 2])
     assert (tmp_path / "untracked" / "artifacts" / "test" / "bars.png").is_file()
+
+
+def test_a_run_ends_with_a_summary_block_saying_where_its_results_are(make_cfg, store, capsys):
+    """Task, dataset, model, the objective and a few headline metrics (rounded), the output folder, and the exact
+    `mlflow ui` command with the run's page; an untracked run says its files are the results."""
+    cfg = make_cfg(["task.cv_folds=2"])
+    value = run(cfg)
+    out = capsys.readouterr().out
+    client, r = only_run(store)
+    block = out[out.index("== genre | dataset=synthetic_genre | model=random_forest | FINISHED =="):]
+    assert f"objective  cv/acc_mean = {value:.4g} (maximize)" in block
+    metrics = block.split("metrics    ")[1].splitlines()[0].split("   ")
+    assert 1 <= len(metrics) <= 4 and all(m.split()[0] in r.data.metrics for m in metrics)
+    assert f"test/acc {r.data.metrics['test/acc']:.4g}" in metrics
+    assert f"output     {cfg.hydra.runtime.output_dir}" in block
+    assert f"mlflow ui --backend-store-uri {store} --port 5000" in block
+    assert f"http://127.0.0.1:5000/#/experiments/{r.info.experiment_id}/runs/{r.info.run_id}" in block
+    run(make_cfg(["task.cv_folds=2", "logger=none"]))
+    assert "MLflow     not tracked (logger=none)" in capsys.readouterr().out

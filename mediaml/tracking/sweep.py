@@ -154,9 +154,10 @@ class SweepParentRun(Callback):
         if self.run_id is None:
             return
         try:
-            summarise(self.client, self.run_id, config)
+            block = summarise(self.client, self.run_id, config)
         finally:
             self._end("FINISHED")
+        print("\n" + block, flush=True)
 
     def _end(self, status: str) -> None:
         if self._ended or self.run_id is None:
@@ -256,8 +257,9 @@ def children_by_job(client, parent_id: str, experiment_id: str) -> dict:
     return {r.data.tags.get("sweep.job_num"): r for r in children(client, parent_id, experiment_id)}
 
 
-def summarise(client, parent_id: str, config: DictConfig) -> None:
-    """Trials table, best value, counts, best-child tag and (Optuna) figures on the parent run."""
+def summarise(client, parent_id: str, config: DictConfig) -> str:
+    """Trials table, best value, counts, best-child tag and (Optuna) figures on the parent run; the block the
+    sweep ends with (mediaml.tracking.summary.sweep_block)."""
     import tempfile
 
     parent = client.get_run(parent_id)
@@ -311,6 +313,15 @@ def summarise(client, parent_id: str, config: DictConfig) -> None:
             drop_pending_figures(client, r)
     tags.append(RunTag("sweep.direction", direction))
     client.log_batch(parent_id, metrics=metrics, tags=tags)
+    from mediaml.tracking.summary import sweep_block
+
+    best = next((r for r in kids.values() if r.info.run_id == best_id), None)
+    return sweep_block(name=parent.info.run_name.removeprefix("sweep ") or "grid", n_complete=counts["sweep/n_complete"],
+                       n_total=len(table), best_trial=best_num, objective=metric, direction=direction,
+                       best_value=table.loc[table["number"] == best_num, "value"].iloc[0] if best_num is not None else None,
+                       best_run_id=best_id, best_dir=best.data.tags.get("hydra.output_dir") if best else None,
+                       parent_id=parent_id, tracking_uri=client.tracking_uri, experiment_id=parent.info.experiment_id,
+                       sweep_dir=parent.data.tags.get("sweep.dir"), unit="trial" if is_optuna(config) else "job")
 
 
 def _grid_table(config: DictConfig, kids: dict, metric: str):

@@ -49,6 +49,7 @@ class Tracker:
         self.artifact_dir = self.output_dir / "artifacts"
         self.artifact_dir.mkdir(parents=True, exist_ok=True)
         self.run_id = run_id
+        self.experiment_id: str | None = None  # set by the run's lifecycle, for the run's page in the UI
         self.metrics: dict[str, float] = {}
         # Set by the run's lifecycle: scalar metrics (no step) are sent when the run ends, the objective
         # first, so MLflow's compare view and run table lead with the result, not with data/* counts.
