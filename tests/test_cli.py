@@ -85,3 +85,41 @@ def test_a_mistyped_option_a_bad_override_a_wrong_pair_and_missing_data_print_on
     assert "model=deepwalk is for task(s) ['listening'], not task=genre" in err and len(err.splitlines()) == 1
     err = _user_error(tmp_path, "dataset=spotify_cs98x", data_dir=str(tmp_path / "nowhere"))
     assert "spotify_cs98x" in err and f"MEDIAML_DATA_DIR={tmp_path / 'nowhere'}" in err
+
+
+def test_dev_run_installs_once_and_again_only_when_pyproject_changes(tmp_path):
+    """`./dev run` makes the venv and installs, then runs train.py with the overrides; a second call skips the
+    install; an edit of pyproject.toml redoes it. (A copy of the script in a scratch checkout whose venv's pip
+    records its calls: the install itself is what CI's first `./dev run` does for real.)"""
+    import os
+    import shutil
+    import stat
+
+    repo = tmp_path / "clone"
+    (repo / ".venv" / "bin").mkdir(parents=True)
+    shutil.copy(Path(PROJECT_ROOT) / "dev", repo / "dev")
+    (repo / "pyproject.toml").write_text('[project]\nname = "x"\n')
+    (repo / "train.py").write_text("import sys; print('train.py', *sys.argv[1:])\n")
+    os.symlink(sys.executable, repo / ".venv" / "bin" / "python")
+    pip = repo / ".venv" / "bin" / "pip"
+    pip.write_text(f"#!/bin/sh\necho \"$@\" >> {tmp_path / 'pip.log'}\n")
+    pip.chmod(pip.stat().st_mode | stat.S_IEXEC)
+
+    def dev(*args):
+        proc = subprocess.run(["bash", str(repo / "dev"), *args], capture_output=True, text=True, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        return proc
+
+    def pip_calls():
+        log = tmp_path / "pip.log"
+        return log.read_text().splitlines() if log.exists() else []
+
+    assert dev("run", "task=genre", "seed=3").stdout.strip() == "train.py task=genre seed=3"
+    assert pip_calls() == ["install -q --no-compile -e .[all,dev]", "check"]
+    dev("run")
+    assert len(pip_calls()) == 2  # done already: skipped
+    (repo / "pyproject.toml").write_text('[project]\nname = "x"\nversion = "2"\n')
+    dev("run")
+    assert len(pip_calls()) == 4
+    bad = subprocess.run(["bash", str(repo / "dev"), "deploy"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "./dev run" in bad.stderr
