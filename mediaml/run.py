@@ -73,7 +73,7 @@ def run(cfg: DictConfig) -> float:
     task = build_task(cfg)
     task.check_inputs()  # missing files stop the run here, before any work or tracking
     resume = task.resume_run_id()  # a resumed checkpoint's run goes on, one history
-    metric = cfg.task.objective.metric
+    metric = task.objective_metric()
     try:
         with tracked_run(cfg, output_dir_for(cfg), description=describe(task, cfg), resume_run_id=resume) as tracker:
             task.log_input(tracker)
@@ -93,11 +93,11 @@ def run(cfg: DictConfig) -> float:
         raise
     log.info("objective %s = %.4f", metric, value)
     if hydra_info().get("mode") != "MULTIRUN":  # a sweep prints its own block when it ends
-        print("\n" + summary(cfg, tracker, metrics), flush=True)
+        print("\n" + summary(cfg, tracker, metrics, metric), flush=True)
     return value
 
 
-def summary(cfg: DictConfig, tracker, metrics: dict) -> str:
+def summary(cfg: DictConfig, tracker, metrics: dict, objective: str) -> str:
     """The block a run ends with (mediaml.tracking.summary): task, dataset, model, objective and headline
     metrics, output folder, and how to open the run in MLflow."""
     from mediaml.tracking.summary import run_block
@@ -105,7 +105,7 @@ def summary(cfg: DictConfig, tracker, metrics: dict) -> str:
     choices = hydra_info().get("choices", {})
     return run_block(task=cfg.task.name, dataset=choices.get("dataset") or cfg.dataset.get("name", "?"),
                      model=choices.get("model") or str(cfg.model.get("_target_", "?")).rsplit(".", 1)[-1],
-                     status="FINISHED", objective=str(cfg.task.objective.metric),
+                     status="FINISHED", objective=objective,
                      direction=str(cfg.task.objective.direction), metrics=metrics,
                      output_dir=tracker.output_dir, tracking_uri=tracker.tracking_uri,
                      experiment_id=tracker.experiment_id, run_id=tracker.run_id,

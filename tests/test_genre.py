@@ -52,7 +52,7 @@ def test_scaler_option_changes_svc(make_cfg, tmp_path, scaler):
 
 def test_real_cs98x_random_forest_reproduces_seed_004(make_cfg, tmp_path):
     require_real(REAL)
-    m = run_metrics(make_cfg, ["dataset=spotify_cs98x", "model=random_forest", "seed=0"], tmp_path)
+    m = run_metrics(make_cfg, ["experiment=genre_cs98x", "seed=0"], tmp_path)  # the seed's own split
     # Seed 004: 358 songs in 26 genres with >= 3 songs; its random forest scored 0.43-0.44 on the 80/20 split.
     assert m["data/rows_kept"] == 358 and m["data/n_classes"] == 26
     assert m["data/unlabelled_rows"] == 15
@@ -66,7 +66,8 @@ def test_real_cs98x_seed_baselines_match_the_write_up(make_cfg, tmp_path):
     require_real(REAL)
     # The seed's logistic regression, SVC and gradient boosting scores, to the digit (same split, same settings).
     for model, expected in [("logistic_regression", 0.3472), ("svc", 0.1667), ("gradient_boosting", 0.25)]:
-        m = run_metrics(make_cfg, ["dataset=spotify_cs98x", f"model={model}", "task.cv_folds=2"], tmp_path)
+        m = run_metrics(make_cfg, ["dataset=spotify_cs98x", f"model={model}", "task.cv_folds=2",
+                                   "task.split.stratify=false"], tmp_path)
         assert m["test/acc"] == pytest.approx(expected, abs=1e-3), model
 
 
@@ -182,9 +183,66 @@ def test_fold_by_fold_cv_equals_one_cross_validate_call(make_cfg, tmp_path):
     cfg = make_cfg(["model=logistic_regression", "task.cv_folds=4", "task.scaler=standard", "logger=none"])
     m = GenreTask(cfg).run(Tracker(tmp_path / "out"))
     table = instantiate(cfg.dataset, _convert_="all").load()
-    X_tr, _, y_tr, _ = train_test_split(table.X, table.y, test_size=0.2, random_state=0, stratify=None)
+    X_tr, _, y_tr, _ = train_test_split(table.X, table.y, test_size=0.2, random_state=0, stratify=table.y)
     model = instantiate({k: v for k, v in dict(cfg.model).items() if k != "tasks"}, _convert_="all")
     ref = cross_validate(build_pipeline("standard", model), X_tr, y_tr, scoring=["accuracy", "f1_macro"],
                          cv=StratifiedKFold(n_splits=4, shuffle=True, random_state=0))
     assert m["cv/acc_mean"] == pytest.approx(ref["test_accuracy"].mean(), abs=1e-12)
     assert m["cv/f1_macro_std"] == pytest.approx(ref["test_f1_macro"].std(), abs=1e-12)
+
+
+def test_split_is_stratified_by_default_and_the_seeds_split_is_one_experiment_away(make_cfg):
+    from hydra.utils import instantiate
+
+    from mediaml.tasks.genre.task import holdout
+
+    cfg = make_cfg([])
+    table = instantiate(cfg.dataset, _convert_="all").load()
+    _, _, y_tr, y_te, _ = holdout(table, 0.2, 0, bool(cfg.task.split.stratify))
+    share = table.y.value_counts() * 0.2
+    assert ((y_te.value_counts().reindex(share.index) - share).abs() <= 1).all()  # every class in its share
+    assert make_cfg(["experiment=genre_cs98x"]).task.split.stratify is False
+
+
+def test_a_group_column_keeps_one_song_on_one_side_by_yaml_alone(tmp_path, make_cfg):
+    """Playlist rows (one song in 3 playlists, its label random): a dataset YAML in the user's config folder names
+    `group_column: song`; no song is then on both sides of the hold-out split or of a CV fold, and a 1-nearest-
+    neighbour model drops from memorising duplicates (split by row) to chance (split by song)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    n_songs, genres = 200, ["a", "b", "c", "d"]
+    songs = pd.DataFrame({"song": [f"s{i}" for i in range(n_songs)], "genre": rng.choice(genres, n_songs),
+                          **{f"f{j}": rng.normal(size=n_songs) for j in range(4)}})
+    rows = songs.loc[np.repeat(np.arange(n_songs), 3)].reset_index(drop=True)
+    rows.insert(0, "entry", np.arange(len(rows)))
+    rows.to_csv(tmp_path / "playlists.csv", index=False)
+    conf = tmp_path / "myconf" / "dataset"
+    conf.mkdir(parents=True)
+    (conf / "playlists.yaml").write_text(f"""
+_target_: mediaml.tasks.genre.data.TabularClassificationDataset
+name: playlists
+tasks: [genre]
+data_dir: {tmp_path}
+train_file: playlists.csv
+id_column: entry
+label: genre
+group_column: song
+""")
+    base = [f"hydra.searchpath=[file://{tmp_path / 'myconf'}]", "dataset=playlists", "model=knn",
+            "model.n_neighbors=1", "task.cv_folds=3", "task.write_submission=false"]
+    from hydra.utils import instantiate
+
+    from mediaml.tasks.genre.task import holdout
+
+    cfg = make_cfg(base)
+    table = instantiate(cfg.dataset, _convert_="all").load()
+    X_tr, X_te, _, _, g_tr = holdout(table, 0.2, 0, True)
+    tr_songs, te_songs = set(table.groups[X_tr.index]), set(table.groups[X_te.index])
+    assert not tr_songs & te_songs and len(tr_songs | te_songs) == n_songs
+    assert 0.15 <= len(X_te) / len(table.X) <= 0.25
+    grouped = run_metrics(make_cfg, base, tmp_path / "grouped")
+    assert grouped["data/n_groups"] == n_songs and grouped["data/rows_without_group"] == 0
+    by_row = run_metrics(make_cfg, [*base, "dataset.group_column=null", "+dataset.drop_columns=[song]"], tmp_path / "rows")
+    assert by_row["test/acc"] > 0.7 and by_row["cv/acc_mean"] > 0.6   # duplicates on both sides: memorised
+    assert grouped["test/acc"] < 0.45 and grouped["cv/acc_mean"] < 0.4  # by song: chance (4 genres)

@@ -242,3 +242,50 @@ def test_real_movielens(make_cfg):
     assert s.stats["data/test_events"] > 10_000
     assert {"Drama", "Comedy", "Action"} <= set(s.items["tag"].dropna())
     assert np.isin(s.test["item"], s.train["item"]).all()
+
+
+def test_a_headerless_tsv_in_milliseconds_runs_by_yaml_alone(tmp_path, make_cfg):
+    """New data by config alone: a dataset YAML in the user's own config folder (hydra.searchpath) describes a log
+    without a header row (`header: none` + `column_names`, another column order, ms timestamps); it loads the same
+    split as the events it was written from, a line whose time does not parse is skipped and counted, and the task
+    runs on it."""
+    import pandas as pd
+    from hydra.utils import instantiate
+
+    from mediaml.run import run
+    from mediaml.tasks.listening.data import SyntheticListeningDataset
+
+    synthetic = dict(seed=0, n_users=60, n_songs=300, n_clusters=6, cutoff_fraction=0.7)
+    ev = SyntheticListeningDataset(**synthetic).generate()
+    log = pd.DataFrame({"ms": ev["timestamp"] * 1000, "uid": "u" + ev["user"].astype(str), "song": ev["item"],
+                        "dev": ev["device"]})
+    lines = log.to_csv(sep="\t", header=False, index=False).splitlines()
+    lines.insert(7, "not-a-time\tu1\t5\tmobile")
+    (tmp_path / "log.tsv").write_text("\n".join(lines) + "\n")
+    conf = tmp_path / "myconf" / "dataset"
+    conf.mkdir(parents=True)
+    (conf / "my_log.yaml").write_text(f"""
+_target_: mediaml.tasks.listening.data.EventsTableDataset
+name: my_log
+tasks: [listening]
+data_dir: {tmp_path}
+files: [log.tsv]
+sep: "\\t"
+header: none
+column_names: [ms, uid, song, dev]
+columns: {{user: uid, item: song, timestamp: ms, device: dev}}
+timestamp_unit: ms
+cutoff_fraction: 0.7
+""")
+    over = ["task=listening", f"hydra.searchpath=[file://{tmp_path / 'myconf'}]", "dataset=my_log", "model=popularity",
+            "logger=none", "task.maps.enabled=false"]
+    cfg = make_cfg(over)
+    split = instantiate(cfg.dataset).load()
+    want = SyntheticListeningDataset(**synthetic).load()
+    assert split.skipped["data/skipped_bad_timestamps"] == 1
+    assert {k: split.stats[k] for k in want.stats} == want.stats  # the same events, sessions and split
+    assert run(cfg) >= 0
+    from mediaml.tasks.listening.task import ListeningTask
+
+    with pytest.raises(DataError, match="needs `column_names`"):  # the user's error, not Hydra's wrapper
+        ListeningTask(make_cfg([*over, "~dataset.column_names"]))

@@ -211,3 +211,92 @@ def test_a_pruned_video_trial_stops_after_its_first_validation(tmp_path):
             if x.data.tags.get("mediaml.role") != "sweep"]
     assert sorted(x.info.status for x in kids) == ["KILLED", "KILLED"]
     assert {x.data.tags["optuna.state"] for x in kids} == {"PRUNED"}
+
+
+def _flat_folder(ds, dest: Path, classes=("horizontal", "vertical"), splits=("Validation", "Test")) -> Path:
+    """One folder of class folders (no Train/Validation/Test), from the synthetic clips."""
+    import shutil
+
+    for cls in classes:
+        (dest / cls).mkdir(parents=True, exist_ok=True)
+        for split in splits:
+            for f in sorted((ds.root / split / cls).glob("*.mp4")):
+                shutil.copy(f, dest / cls / f"{split}_{f.name}")
+    return dest
+
+
+def test_one_folder_of_class_folders_is_cut_into_seeded_stratified_splits(make_cfg, shared_cache, tmp_path):
+    from hydra.utils import instantiate
+
+    from mediaml.tasks.video.data import VideoFolderDataset
+
+    ds = instantiate(video_cfg(make_cfg, shared_cache).dataset, _convert_="all")
+    ds.prepare()
+    flat = _flat_folder(ds, tmp_path / "flat")  # 16 clips per class
+    kw = dict(name="flat", root=str(flat), splits=None, split_fractions={"train": 0.5, "val": 0.25, "test": 0.25},
+              clip_duration=1.0, train_short_side=[56, 64], eval_short_side=56, crop=48)
+    a = VideoFolderDataset(**kw, split_seed=3)
+    parts = {s: a.index(s) for s in ("train", "val", "test")}
+    paths = {s: {c.path for c in ix.clips} for s, ix in parts.items()}
+    assert not (paths["train"] & paths["val"]) and not (paths["train"] & paths["test"]) and not (paths["val"] & paths["test"])
+    assert set().union(*paths.values()) == {str(f) for f in flat.rglob("*.mp4")}
+    for s, n in (("train", 8), ("val", 4), ("test", 4)):  # per class: stratified
+        assert sorted(sum(c.label == k for c in parts[s].clips) for k in (0, 1)) == [n, n], s
+    again = VideoFolderDataset(**kw, split_seed=3)
+    assert {c.path for c in again.index("test").clips} == paths["test"]  # the seed repeats the split
+    other = VideoFolderDataset(**kw, split_seed=4)
+    assert {c.path for c in other.index("test").clips} != paths["test"]
+    from mediaml.errors import DataError
+
+    with pytest.raises(DataError, match="split_fractions"):
+        VideoFolderDataset(**{**kw, "split_fractions": {"train": 0.9, "test": 0.3}})
+
+
+@pytest.mark.slow  # long: CI runs it with -m slow
+def test_evaluate_mode_scores_a_trained_checkpoint_on_any_clip_folder(make_cfg, shared_cache, tmp_path, store):
+    """task.mode=evaluate task.ckpt_path=<file>: no training; the test metrics and confusion matrix of the checkpoint
+    on a folder described by a YAML alone (one folder of class folders, all of it the test split), in a run of its
+    own; a folder with only one of the classes keeps the model's label numbering."""
+    from hydra.utils import instantiate
+
+    from mediaml.errors import ConfigError
+
+    VideoTask(video_cfg(make_cfg, shared_cache, "logger=none", "trainer.max_epochs=8")).run(Tracker(tmp_path / "out"))
+    ckpt = next((tmp_path / "out" / "checkpoints").glob("epoch*.ckpt"))
+    ds = instantiate(video_cfg(make_cfg, shared_cache).dataset, _convert_="all")
+    conf = tmp_path / "myconf" / "dataset"
+    conf.mkdir(parents=True)
+    for name, classes in (("my_clips", ("horizontal", "vertical")), ("only_vertical", ("vertical",))):
+        flat = _flat_folder(ds, tmp_path / name, classes)
+        (conf / f"{name}.yaml").write_text(f"""
+defaults:
+  - synthetic_clips
+  - _self_
+_target_: mediaml.tasks.video.data.VideoFolderDataset
+name: {name}
+root: {flat}
+splits: null
+split_fractions: {{test: 1.0}}
+cache_dir: {tmp_path / 'cache'}
+""")
+
+    def evaluate(dataset, *more):
+        return video_cfg(make_cfg, shared_cache, f"hydra.searchpath=[file://{tmp_path / 'myconf'}]",
+                         f"dataset={dataset}", "task.mode=evaluate", f"task.ckpt_path={ckpt}", *more)
+
+    value = run(evaluate("my_clips"))
+    client = MlflowClient(store)
+    (r,) = client.search_runs([client.get_experiment_by_name("video").experiment_id])
+    m = r.data.metrics
+    assert r.info.status == "FINISHED" and value == pytest.approx(m["test/acc"]) and m["objective"] == value
+    assert m["data/n_test"] == 32 and m["test/acc"] >= 0.85 and "val/acc_best" not in m and "train/loss_epoch" not in m
+    assert r.data.tags["mediaml.evaluated_checkpoint"] == str(ckpt) and r.data.tags["mediaml.mode"] == "evaluate"
+    assert {"test/confusion_matrix.csv", "test/confusion_matrix.png", "checkpoints/evaluated_path.txt"} <= set(
+        artifacts(client, r.info.run_id))
+    assert not list((tmp_path / "outputs" / "run").glob("checkpoints/epoch*.ckpt"))  # nothing trained
+    run(evaluate("only_vertical"))
+    one = next(x for x in client.search_runs([r.info.experiment_id]) if x.info.run_id != r.info.run_id)
+    assert one.data.metrics["data/n_test"] == 16 and one.data.metrics["test/acc"] >= 0.85  # vertical is label 1
+    with pytest.raises(ConfigError, match="task.mode=evaluate scores a trained checkpoint"):
+        run(video_cfg(make_cfg, shared_cache, "task.mode=evaluate"))
+    assert len(client.search_runs([r.info.experiment_id])) == 2  # stopped before a run opened

@@ -9,7 +9,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from mediaml.config import PROJECT_ROOT
-from mediaml.errors import ConfigError
+from mediaml.errors import ConfigError, DataError
 from mediaml.tracking.run import hydra_info
 from mediaml.tracking.tracker import Tracker
 
@@ -54,6 +54,11 @@ class Task(abc.ABC):
             raise ConfigError(f"model={choice} is for task(s) {list(model_tasks)}, not task={cfg.task.name}; "
                               f"the models of task={cfg.task.name}: {', '.join(models_of_task(cfg.task.name))}")
 
+    def objective_metric(self) -> str:
+        """The metric this job returns to a sweeper: `task.objective.metric` (a task may pick another for a mode
+        that does not compute it, e.g. video's evaluate-only mode has no validation)."""
+        return str(self.cfg.task.objective.metric)
+
     def instantiate_model(self, **kwargs: Any) -> Any:
         """The estimator of `cfg.model` (its `_target_` with the config's values; keyword args override them)."""
         from hydra.utils import instantiate
@@ -83,9 +88,15 @@ class DatasetTask(Task):
 
     def __init__(self, cfg: DictConfig):
         super().__init__(cfg)
+        from hydra.errors import InstantiationException
         from hydra.utils import instantiate
 
-        self.dataset = instantiate(cfg.dataset, _convert_="all")
+        try:
+            self.dataset = instantiate(cfg.dataset, _convert_="all")
+        except InstantiationException as e:  # a dataset config the class refuses: the user's error, as such
+            if isinstance(e.__cause__, (ConfigError, DataError)):
+                raise e.__cause__ from None
+            raise
 
     def check_inputs(self) -> None:
         self.dataset.check()

@@ -38,6 +38,8 @@ class LabelledTable:
     ids: pd.Series
     X_test: pd.DataFrame | None = None
     test_ids: pd.Series | None = None
+    # `dataset.group_column`'s value per row (e.g. the song of a playlist entry): splits keep a group on one side.
+    groups: pd.Series | None = None
     # What cleaning did, as `data/...` metrics: nothing is dropped without being counted.
     counts: dict[str, int] = field(default_factory=dict)
 
@@ -65,6 +67,7 @@ class TabularClassificationDataset:
         tasks: Sequence[str] | None = None,
         sep: str = ",",
         thousands: str | None = None,
+        group_column: str | None = None,
     ):
         self.name = name
         self.data_dir = Path(data_dir)
@@ -80,6 +83,9 @@ class TabularClassificationDataset:
         self.tasks = tasks
         self.sep = sep              # the files' field separator
         self.thousands = thousands  # e.g. ",": numbers written 1,996 are read as 1996 (default: an error)
+        # Rows that share this column's value (the same song in two playlists, one artist's songs) stay on one
+        # side of the hold-out split and of each CV fold; a row without a value is a group of its own.
+        self.group_column = group_column
 
     # -- reading -------------------------------------------------------------------------------
     def check(self) -> None:
@@ -107,8 +113,9 @@ class TabularClassificationDataset:
     def load(self) -> LabelledTable:
         train, test, train_name, test_name = self.read_frames()
         features = self.features or [c for c in train.columns
-                                     if c not in {self.id_column, self.label, *self.drop_columns}]
-        require_columns(list(train.columns), [self.id_column, self.label, *features], train_name)
+                                     if c not in {self.id_column, self.label, self.group_column, *self.drop_columns}]
+        require_columns(list(train.columns), [self.id_column, self.label, *features,
+                                              *([self.group_column] if self.group_column else [])], train_name)
         counts = {"data/rows_read": len(train)}
 
         X = _numeric_features(train, features, train_name, self.id_column)
@@ -122,6 +129,12 @@ class TabularClassificationDataset:
                         int(missing_x.sum()), _rows(train, missing_x))
         keep = ~unlabelled & ~missing_x
         X, y, ids = X[keep], y[keep].astype(str), train.loc[keep, self.id_column]
+        groups = None
+        if self.group_column:
+            g = train.loc[keep, self.group_column].astype("string").str.strip()
+            alone = g.isna() | (g == "")
+            counts["data/rows_without_group"] = int(alone.sum())
+            groups = g.where(~alone, "row:" + ids.astype(str))  # no value: a group of its own
 
         if self.class_map:
             y = pd.Series(map_labels(y, self.class_map), index=y.index, name=self.label)
@@ -129,6 +142,9 @@ class TabularClassificationDataset:
         common = y.isin(freq[freq >= self.min_class_count].index)
         counts["data/rare_class_rows"] = int((~common).sum())
         X, y, ids = X[common], y[common], ids[common]
+        if groups is not None:
+            groups = groups[common]
+            counts["data/n_groups"] = int(groups.nunique())
         counts["data/rows_kept"] = len(y)
         counts["data/n_classes"] = int(y.nunique())
         if len(y) == 0:
@@ -157,7 +173,8 @@ class TabularClassificationDataset:
                 X_test = X_test.fillna(X.median())
         log.info("%s: %d rows, %d classes kept (%s)", self.name, len(y), y.nunique(), counts)
         return LabelledTable(X=X.reset_index(drop=True), y=y.reset_index(drop=True),
-                             ids=ids.reset_index(drop=True), X_test=X_test, test_ids=test_ids, counts=counts)
+                             ids=ids.reset_index(drop=True), X_test=X_test, test_ids=test_ids, counts=counts,
+                             groups=groups.reset_index(drop=True) if groups is not None else None)
 
 
 def _rows(df: pd.DataFrame, mask: pd.Series, n: int = 10) -> str:

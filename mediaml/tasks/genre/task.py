@@ -17,7 +17,8 @@ import warnings
 import numpy as np
 import pandas as pd
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
-from sklearn.model_selection import StratifiedKFold, cross_validate, train_test_split
+from sklearn.model_selection import (GroupShuffleSplit, StratifiedGroupKFold, StratifiedKFold, cross_validate,
+                                     train_test_split)
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
@@ -37,6 +38,24 @@ def build_pipeline(scaler: str, estimator) -> Pipeline:
     return Pipeline(steps + [("model", estimator)])
 
 
+def holdout(table, test_size: float, random_state: int, stratify: bool):
+    """(X_tr, X_te, y_tr, y_te, groups_tr): the hold-out split, stratified by label when asked; with the dataset's
+    `group_column`, a group (e.g. one song in several playlists) is wholly on one side: stratified, the test side is
+    the first of round(1 / test_size) StratifiedGroupKFold folds (about test_size of the rows), else a
+    GroupShuffleSplit of test_size of the groups."""
+    if table.groups is None:
+        X_tr, X_te, y_tr, y_te = train_test_split(table.X, table.y, test_size=test_size, random_state=random_state,
+                                                  stratify=table.y if stratify else None)
+        return X_tr, X_te, y_tr, y_te, None
+    if stratify:
+        folds = StratifiedGroupKFold(n_splits=max(2, round(1 / test_size)), shuffle=True, random_state=random_state)
+    else:
+        folds = GroupShuffleSplit(n_splits=1, test_size=test_size, random_state=random_state)
+    tr, te = next(folds.split(table.X, table.y, table.groups))
+    X, y = table.X, table.y
+    return X.iloc[tr], X.iloc[te], y.iloc[tr], y.iloc[te], table.groups.iloc[tr].to_numpy()
+
+
 class GenreTask(DatasetTask):
     def run(self, tracker: Tracker) -> dict[str, float]:
         t = self.cfg.task
@@ -44,9 +63,8 @@ class GenreTask(DatasetTask):
         tracker.log_metrics(table.counts)
         labels = table.classes
 
-        stratify = table.y if t.split.stratify else None
-        X_tr, X_te, y_tr, y_te = train_test_split(table.X, table.y, test_size=t.split.test_size,
-                                                  random_state=t.split.random_state, stratify=stratify)
+        X_tr, X_te, y_tr, y_te, g_tr = holdout(table, float(t.split.test_size), int(t.split.random_state),
+                                               bool(t.split.stratify))
         pipe = build_pipeline(t.scaler, self.instantiate_model())
 
         with warnings.catch_warnings():
@@ -54,13 +72,15 @@ class GenreTask(DatasetTask):
             warnings.simplefilter("ignore", UserWarning)
             warnings.simplefilter("ignore", RuntimeWarning)
             start = time.perf_counter()
-            cv = StratifiedKFold(n_splits=int(t.cv_folds), shuffle=True, random_state=int(self.cfg.seed))
+            cv = (StratifiedKFold(n_splits=int(t.cv_folds), shuffle=True, random_state=int(self.cfg.seed))
+                  if g_tr is None else
+                  StratifiedGroupKFold(n_splits=int(t.cv_folds), shuffle=True, random_state=int(self.cfg.seed)))
             scoring = {"acc": "accuracy", "balanced_acc": "balanced_accuracy", "f1_macro": "f1_macro"}
             # The objective's CV score (cv/<name>_mean), reported after each fold to an Optuna trial's pruner.
             objective = str(t.objective.metric)
             watched = objective[3:-5] if objective.startswith("cv/") and objective.endswith("_mean") else "acc"
             scores: dict[str, list[float]] = {f"test_{k}": [] for k in scoring}
-            for fold, split in enumerate(cv.split(X_tr, y_tr)):  # the folds cross_validate would use
+            for fold, split in enumerate(cv.split(X_tr, y_tr, g_tr)):  # the folds cross_validate would use
                 one = cross_validate(pipe, X_tr, y_tr, cv=[split], error_score="raise", scoring=scoring)
                 for k in scoring:
                     scores[f"test_{k}"].append(float(one[f"test_{k}"][0]))

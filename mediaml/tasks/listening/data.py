@@ -380,11 +380,20 @@ class EventsTableDataset(ListeningDataset):
     """One or more CSV/TSV events files under `data_dir/root`, with `columns` mapping our names to theirs.
 
     `columns`: {user: <their column>, timestamp: ..., item: ..., [device, artist, tag, session]: ...}.
+    `header`: true (the first line names the columns) or none / false (no header line: then `column_names`
+    names the file's fields in order, and `columns` maps ours to those names).
+    `timestamp_unit`: what a numeric timestamp counts (s, ms, us, ns since 1970); `timestamp_format`: the
+    strptime format of date strings (e.g. "%d/%m/%Y %H:%M", read as UTC; null: ISO-like dates are guessed).
+    A timestamp that does not parse skips its row (counted in data/skipped_bad_timestamps).
     `add_slice`: each file's position becomes the `slice` column (a period, usable as `cutoff_by`);
     null = only when there are several files."""
 
+    UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
+
     def __init__(self, name: str, data_dir: str, files: Sequence[str], columns: Mapping[str, str],
-                 root: str = "", sep: str = "\t", add_slice: bool | None = None, **kw):
+                 root: str = "", sep: str = "\t", add_slice: bool | None = None, header: bool | str | None = True,
+                 column_names: Sequence[str] | None = None, timestamp_unit: str = "s",
+                 timestamp_format: str | None = None, **kw):
         super().__init__(name, **kw)
         self.data_dir, self.root, self.files, self.sep = Path(data_dir), root, list(files), sep
         self.columns = dict(columns)
@@ -392,6 +401,23 @@ class EventsTableDataset(ListeningDataset):
         missing = [c for c in REQUIRED if c not in self.columns]
         if missing:
             raise DataError(f"dataset={name}: `columns` must name the file's column for {missing}")
+        if isinstance(header, str):
+            if header.strip().lower() not in ("true", "false", "none", "null", "no"):
+                raise DataError(f"dataset.header={header!r}: expected true (a header line) or none (no header line)")
+            header = header.strip().lower() == "true"
+        self.header = bool(header)
+        self.column_names = list(column_names) if column_names else None
+        if not self.header:
+            if not self.column_names:
+                raise DataError(f"dataset={name}: `header: none` needs `column_names`, the file's fields in order "
+                                f"(e.g. [user, item, timestamp]); `columns` then maps ours to those names")
+            unknown = {ours: theirs for ours, theirs in self.columns.items() if theirs not in self.column_names}
+            if unknown:
+                raise DataError(f"dataset={name}: `columns` names {unknown}, not among dataset.column_names "
+                                f"{self.column_names}")
+        if timestamp_unit not in self.UNITS:
+            raise DataError(f"dataset.timestamp_unit={timestamp_unit!r}: expected one of {list(self.UNITS)}")
+        self.timestamp_unit, self.timestamp_format = timestamp_unit, timestamp_format
 
     def _path(self, rel: str) -> Path:
         return require_file(self.data_dir, str(Path(self.root) / rel), self.name, self.source)
@@ -402,9 +428,33 @@ class EventsTableDataset(ListeningDataset):
 
     def read_file(self, path: Path) -> pd.DataFrame:
         theirs = list(self.columns.values())
-        df = read_table(path, self.sep, columns=theirs, usecols=theirs, sep_key="dataset.sep",
-                        expected=f"a header line naming {theirs} and one row per event")
-        return df.rename(columns={theirs: ours for ours, theirs in self.columns.items()})
+        if self.header:
+            df = read_table(path, self.sep, columns=theirs, usecols=theirs, sep_key="dataset.sep",
+                            expected=f"a header line naming {theirs} and one row per event")
+        else:
+            names = self.column_names
+            df = read_table(path, self.sep, header=False, n_fields=len(names), names=names, usecols=theirs,
+                            sep_key="dataset.sep", dtype={c: str for c in theirs if c != self.columns["timestamp"]},
+                            expected=f"{len(names)} fields per line ({', '.join(names)}: dataset.column_names), "
+                                     "no header line")
+        df = df.rename(columns={theirs: ours for ours, theirs in self.columns.items()})
+        df["timestamp"] = self._seconds(df["timestamp"])
+        return df
+
+    def _seconds(self, values: pd.Series) -> pd.Series:
+        """Timestamps as unix seconds by `timestamp_format` / `timestamp_unit` (unparseable: NaN, skipped later)."""
+        if self.timestamp_format:
+            dt = pd.to_datetime(values.astype(str), format=self.timestamp_format, errors="coerce", utc=True)
+            out, how = (dt - pd.Timestamp(0, tz="UTC")).dt.total_seconds(), f"timestamp_format {self.timestamp_format!r}"
+        elif self.timestamp_unit == "s":
+            return values
+        else:
+            out, how = pd.to_numeric(values, errors="coerce") * self.UNITS[self.timestamp_unit], \
+                f"timestamp_unit {self.timestamp_unit!r} (a number)"
+        if len(values) and out.isna().all():
+            raise DataError(f"dataset={self.name}: no timestamp in column {self.columns['timestamp']!r} reads as "
+                            f"dataset.{how}; first values {values.head(3).tolist()}")
+        return out
 
     def events(self, skipped: dict[str, int]) -> pd.DataFrame:
         parts = []

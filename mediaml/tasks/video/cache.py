@@ -32,6 +32,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, IterableDataset
 
+from mediaml.errors import DataError
 from mediaml.tasks.video.data import Clip, SplitIndex, VideoFolderDataset
 from mediaml.tasks.video.decode import UnusableVideo, decode_video, require_clip_length, resize_uint8, subsample
 
@@ -341,12 +342,16 @@ class VideoData:
     def classes(self) -> list[str]:
         return self.ds.classes
 
-    def setup(self) -> "VideoData":
+    def setup(self, splits=("train", "val", "test")) -> "VideoData":
         ds = self.ds
         ds.prepare()
         cache = ClipCache(ds) if ds.cache else None
         skip_kinds: Counter = Counter()
-        for split in ("train", "val", "test"):
+        missing = [s for s in splits if s not in ds.splits]
+        if missing:
+            raise DataError(f"dataset={ds.name}: this run needs the split(s) {missing}; dataset.splits has "
+                            f"{ds.splits} (a folder per split under {ds.root}, or splits: null to cut one folder)")
+        for split in splits:
             index = ds.index(split, probe=cache is None)
             if cache is not None:
                 items, st = cache.build(index, "train" if split == "train" else "eval")

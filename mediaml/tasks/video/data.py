@@ -57,20 +57,43 @@ class SplitIndex:
                          f"{self.empty_class_dirs}); expected {d}/<label>/*.mp4")
 
 
-class VideoFolderDataset:
-    """`dataset=surveillance_fight` (and any folder of labelled clips with the same layout)."""
+SPLITS = ("train", "val", "test")
 
-    def __init__(self, name: str, root: str, splits: dict, data_dir: str | None = None, source: str = "",
+
+class VideoFolderDataset:
+    """`dataset=surveillance_fight` (and any folder of labelled clips with the same layout).
+
+    `splits`: {train: Train, val: Validation, test: Test}, each split a folder of `<label>/` folders under `root`;
+    a subset is fine where a run needs less (`task.mode=evaluate` reads only `test`). `splits: null` is one
+    folder of `<label>/` folders (`root` itself), cut per class into `split_fractions` of its videos (seeded by
+    `split_seed`, so every class is in every split in its share: a stratified split).
+    """
+
+    def __init__(self, name: str, root: str, splits: dict | None = None, data_dir: str | None = None, source: str = "",
                  tasks=None, clip_duration: float = 1.0, num_frames: int = 10, train_short_side=(128, 144),
                  eval_short_side: int = 128, crop: int = 112, hflip: float = 0.5,
                  mean=(0.45, 0.45, 0.45), std=(0.225, 0.225, 0.225), eval_clips_per_video: int = 3,
                  cache: bool = True, cache_dir: str | None = None, cache_fps: float = 10.0,
                  batch_size: int = 5, eval_batch_size: int | None = None, num_workers: int = 0,
-                 cache_workers: int = 2, train_order: str = "auto", **extra):
+                 cache_workers: int = 2, train_order: str = "auto", split_fractions: dict | None = None,
+                 split_seed: int = 0, **extra):
         self.name, self.source = name, source
         self.data_dir = Path(data_dir) if data_dir else None
         self.root = Path(data_dir) / root if data_dir else Path(root)
+        self.fractions = None
+        if splits is None:  # one folder of class folders, cut by split_fractions
+            fr = dict(split_fractions or {"train": 0.7, "val": 0.15, "test": 0.15})
+            bad = {k: v for k, v in fr.items() if k not in SPLITS or not 0 <= float(v) <= 1}
+            if bad or abs(sum(float(v) for v in fr.values()) - 1) > 1e-6:
+                raise DataError(f"dataset={name}: split_fractions={fr}: expected fractions of {list(SPLITS)} "
+                                f"between 0 and 1 that sum to 1")
+            self.fractions = {k: float(fr.get(k, 0.0)) for k in SPLITS}
+            splits = {k: "." for k, v in self.fractions.items() if v > 0}
+        unknown = [k for k in splits if k not in SPLITS]
+        if unknown:
+            raise DataError(f"dataset={name}: splits {unknown} are not among {list(SPLITS)}")
         self.splits = dict(splits)
+        self.split_seed = int(split_seed)
         self.clip_duration = float(clip_duration)
         self.num_frames = int(num_frames)
         self.train_short_side = tuple(int(s) for s in train_short_side)
@@ -108,20 +131,47 @@ class VideoFolderDataset:
 
     def check(self) -> None:
         for split in self.splits:
-            d = self.split_dir(split)
-            if not d.is_dir():
-                raise DataNotFoundError(d, self.name, self.source or "", self.data_dir)
+            self.check_split(split)
+
+    def check_split(self, split: str) -> None:
+        if split not in self.splits:
+            raise DataError(f"dataset={self.name}: no {split} split in dataset.splits={self.splits}")
+        d = self.split_dir(split)
+        if not d.is_dir():
+            raise DataNotFoundError(d, self.name, self.source or "", self.data_dir)
 
     @property
     def classes(self) -> list[str]:
-        """Class names: the sorted sub-folders of the training split (PyTorchVideo's numbering)."""
+        """Class names: the sorted sub-folders of the training split (PyTorchVideo's numbering; without a training
+        split, of the first split given), unless a trained model fixed them (`use_classes`)."""
         if self._classes is None:
-            d = self.split_dir("train")
+            d = self.split_dir("train" if "train" in self.splits else next(iter(self.splits)))
             names = sorted(p.name for p in d.iterdir() if p.is_dir()) if d.is_dir() else []
             if not names:
                 raise DataError(f"{d}: no class folders (expected {d}/<label>/*.mp4)")
             self._classes = names
         return self._classes
+
+    def use_classes(self, classes) -> None:
+        """Number the labels as a trained model does (its classes, in its order): evaluating a checkpoint on a
+        folder that lacks a class, or lists them otherwise, keeps every label's number."""
+        self._classes = list(classes)
+
+    def _split_files(self, split: str, label: int, files: list[Path]) -> list[Path]:
+        """The files of `split` among a class's files of the one folder: a seeded permutation per class, cut by
+        `split_fractions` (a class of n videos gets round(n * fraction) in each split, the rest in train)."""
+        import numpy as np
+
+        order = np.random.default_rng([self.split_seed, label]).permutation(len(files))
+        n = len(files)
+        n_val, n_test = (int(round(n * self.fractions[k])) for k in ("val", "test"))
+        if n >= 3:  # every split with a fraction gets at least one video of each class
+            n_val = max(n_val, 1) if self.fractions["val"] > 0 else 0
+            n_test = max(n_test, 1) if self.fractions["test"] > 0 else 0
+        cut = {"test": order[:n_test], "val": order[n_test:n_test + n_val], "train": order[n_test + n_val:]}
+        if self.fractions["train"] == 0:
+            cut["train"] = order[:0]
+        return [files[i] for i in sorted(cut[split])]
 
     def index(self, split: str, probe: bool = True) -> SplitIndex:
         """Every video of a split with its label; with probe=True unusable videos are skipped and named."""
@@ -132,6 +182,8 @@ class VideoFolderDataset:
         for label, cls in enumerate(self.classes):
             cdir = d / cls
             files = sorted(p for p in cdir.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES) if cdir.is_dir() else []
+            if files and self.fractions is not None:
+                files = self._split_files(split, label, files)
             if not files:
                 out.empty_class_dirs.append(str(cdir))
                 log.warning("%s split: class folder %s has no video files: skipped", split, cdir)
@@ -208,6 +260,10 @@ class SyntheticClipsDataset(VideoFolderDataset):
 
     def check(self) -> None:  # generated on demand: nothing to find
         return
+
+    def check_split(self, split: str) -> None:
+        if split not in self.splits:
+            super().check_split(split)
 
     def prepare(self) -> None:
         done = self.root / "DONE.json"

@@ -28,6 +28,7 @@ import lightning.pytorch as pl
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from mediaml.errors import ConfigError
 from mediaml.tasks.video.compat import install_torchvision_alias
 from mediaml.tasks.base import DatasetTask
 from mediaml.tracking.tracker import Tracker
@@ -143,8 +144,26 @@ class VideoTask(DatasetTask):
             self._resume_for = out
         return self._resumed
 
+    MODES = ("train", "evaluate")
+
+    @property
+    def mode(self) -> str:
+        return str(self.cfg.task.get("mode") or "train")
+
+    def objective_metric(self) -> str:
+        # evaluate-only: no validation split, the test accuracy is the job's result
+        return "test/acc" if self.mode == "evaluate" else super().objective_metric()
+
     def check_inputs(self) -> None:
-        super().check_inputs()
+        if self.mode not in self.MODES:
+            raise ConfigError(f"task.mode={self.mode!r}: expected one of {list(self.MODES)}")
+        if self.mode == "evaluate" and not self.cfg.task.get("ckpt_path"):
+            raise ConfigError("task.mode=evaluate scores a trained checkpoint: name it with task.ckpt_path=<file> "
+                              "(a .ckpt a training run wrote under outputs/video/.../checkpoints/)")
+        if self.mode == "evaluate":
+            self.dataset.check_split("test")
+        else:
+            super().check_inputs()
         from mediaml.tracking.run import hydra_info
 
         out = hydra_info().get("output_dir")
@@ -152,6 +171,8 @@ class VideoTask(DatasetTask):
             self._resume(Path(out))
 
     def resume_run_id(self) -> str | None:
+        if self.mode == "evaluate":  # a run of its own, naming the checkpoint; the training run is left as it was
+            return None
         return self._resumed[1] if getattr(self, "_resume_for", None) is not None else None
 
     def run(self, tracker: Tracker) -> dict[str, float]:
@@ -208,6 +229,9 @@ class VideoTask(DatasetTask):
         trainer = instantiate(OmegaConf.create(trainer_cfg), callbacks=callbacks, logger=logger,
                               default_root_dir=str(out), strategy=strategy)
         job.start(trainer)  # the ranks this job starts (trainer=ddp) set up while this one loads the data
+
+        if self.mode == "evaluate":
+            return self._evaluate(tracker, trainer, ckpt_path)
 
         # -- data and model --------------------------------------------------------------------
         data = VideoData(self.dataset, out, seed=int(cfg.seed)).setup()
@@ -279,6 +303,33 @@ class VideoTask(DatasetTask):
         log.info("video: val/acc_best=%.4f test/acc=%.4f (checkpoint %s) fit %.1f s",
                  metrics.get("val/acc_best", float("nan")), metrics.get("test/acc", float("nan")),
                  test_ckpt, fit_s)
+        return dict(tracker.metrics)
+
+
+    def _evaluate(self, tracker: Tracker, trainer, ckpt_path: str) -> dict[str, float]:
+        """task.mode=evaluate: the checkpoint's model scored on the dataset's test split (any folder of class
+        folders, labels numbered as the model was trained), with the usual test metrics and confusion matrix."""
+        from mediaml.tasks.video.cache import VideoData
+        from mediaml.tasks.video.module import VideoClassifier
+
+        model = VideoClassifier.load_from_checkpoint(ckpt_path, map_location="cpu")
+        self.dataset.use_classes(model.classes)
+        data = VideoData(self.dataset, Path(tracker.output_dir), seed=int(self.cfg.seed)).setup(splits=("test",))
+        tracker.log_metrics(data.stats)
+        tracker.set_tags({"mediaml.mode": "evaluate", "mediaml.evaluated_checkpoint": ckpt_path})
+        tracker.log_text(ckpt_path + "\n", "checkpoints/evaluated_path.txt")
+        if data.skipped or data.empty_class_dirs:
+            lines = [f"{p}\t{r}" for p, r in data.skipped] + [f"{d}\tempty class folder" for d in data.empty_class_dirs]
+            tracker.log_text("\n".join(lines) + "\n", "data/skipped_clips.tsv")
+        log.info("evaluating %s on %d test videos of %s", ckpt_path, data.stats["data/n_test"],
+                 self.dataset.split_dir("test"))
+        lightning_call(trainer, "test", model, data.loader("test"), verbose=True)
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
+        tracker.metrics.update(metrics)  # already in MLflow through Lightning's logger
+        cm = getattr(model, "confusion_matrix", None)
+        if cm is not None:
+            y_true, y_pred = _pairs_from_confusion(cm.numpy(), data.classes)
+            tracker.log_confusion_matrix(y_true, y_pred, labels=data.classes, prefix="test")
         return dict(tracker.metrics)
 
 
