@@ -18,8 +18,16 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("mediaml.abspath", lambda p: str(Path(p).expanduser().resolve()))
     if not OmegaConf.has_resolver("mediaml.help"):  # hydra.help.template: mediaml's own --help page
         OmegaConf.register_new_resolver("mediaml.help", _help_template)
+    if not OmegaConf.has_resolver("mediaml.progress"):  # progress bars on? (mediaml.progress.enabled)
+        OmegaConf.register_new_resolver("mediaml.progress", _progress_enabled)
     if not OmegaConf.has_resolver("mediaml.slug"):  # a metric name in a file name: val/acc -> val_acc
         OmegaConf.register_new_resolver("mediaml.slug", lambda s: str(s).replace("/", "_"))
+
+
+def _progress_enabled() -> bool:
+    from mediaml.progress import enabled
+
+    return enabled()
 
 
 def _help_template() -> str:

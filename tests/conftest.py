@@ -33,8 +33,7 @@ def data_dir() -> Path | None:
     return Path(d).resolve() if d and Path(d).is_dir() else None
 
 
-# The real-data tests skipped because MEDIAML_DATA_DIR is unset (counted for one line at the end of the run).
-_SKIPPED_REAL: list[str] = []
+NOT_SET = "MEDIAML_DATA_DIR is not set"
 
 
 def require_real(relative: str) -> Path:
@@ -42,8 +41,7 @@ def require_real(relative: str) -> Path:
     not holding `relative`: the test fails, naming what it looked for -- a wrong path must not look green."""
     raw = os.environ.get("MEDIAML_DATA_DIR")
     if not raw:
-        _SKIPPED_REAL.append(relative)
-        pytest.skip(f"real data {relative}: MEDIAML_DATA_DIR is not set")
+        pytest.skip(f"real data {relative}: {NOT_SET}")
     d = Path(raw).resolve()
     if not (d / relative).exists():
         pytest.fail(f"real data {relative} is not under MEDIAML_DATA_DIR={raw} (resolved {d}, from {Path.cwd()}): "
@@ -53,10 +51,27 @@ def require_real(relative: str) -> Path:
 
 
 def pytest_terminal_summary(terminalreporter):
-    if _SKIPPED_REAL:
+    # From the reports, so the count holds under pytest-xdist too (the skips happen in the workers).
+    skipped = [r for r in terminalreporter.stats.get("skipped", []) if NOT_SET in str(getattr(r, "longrepr", ""))]
+    if skipped:
         terminalreporter.write_line(
-            f"{len(_SKIPPED_REAL)} real-data test(s) skipped: MEDIAML_DATA_DIR is not set (set it to the folder with "
+            f"{len(skipped)} real-data test(s) skipped: MEDIAML_DATA_DIR is not set (set it to the folder with "
             f"the shared data sets, e.g. MEDIAML_DATA_DIR=/path/to/shared/data pytest)", yellow=True)
+
+
+def pytest_xdist_auto_num_workers(config):
+    """`-n auto` (the default, pyproject addopts): a worker per MEDIAML_N_THREADS threads of this machine's cores,
+    at most 4 (each worker imports mlflow, sklearn and often torch: ~1 GB)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(4, cores // max(1, int(os.environ.get("MEDIAML_N_THREADS", "1")))))
+
+
+def user_dataset(folder: Path, name: str, yaml_text: str) -> str:
+    """A dataset YAML in a user's own config folder (`folder/dataset/<name>.yaml`), as a researcher adds new data by
+    config alone; returns the override that puts the folder on Hydra's search path."""
+    (folder / "dataset").mkdir(parents=True, exist_ok=True)
+    (folder / "dataset" / f"{name}.yaml").write_text(yaml_text)
+    return f"hydra.searchpath=[file://{folder}]"
 
 
 @pytest.fixture

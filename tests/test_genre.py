@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import require_real
+from conftest import require_real, user_dataset
 from mediaml.tasks.genre.class_maps import map_labels
 from mediaml.errors import DataError, DataNotFoundError
 from mediaml.tasks.genre.synthetic import generate_genre_tables
@@ -217,9 +217,7 @@ def test_a_group_column_keeps_one_song_on_one_side_by_yaml_alone(tmp_path, make_
     rows = songs.loc[np.repeat(np.arange(n_songs), 3)].reset_index(drop=True)
     rows.insert(0, "entry", np.arange(len(rows)))
     rows.to_csv(tmp_path / "playlists.csv", index=False)
-    conf = tmp_path / "myconf" / "dataset"
-    conf.mkdir(parents=True)
-    (conf / "playlists.yaml").write_text(f"""
+    search = user_dataset(tmp_path / "myconf", "playlists", f"""
 _target_: mediaml.tasks.genre.data.TabularClassificationDataset
 name: playlists
 tasks: [genre]
@@ -229,7 +227,7 @@ id_column: entry
 label: genre
 group_column: song
 """)
-    base = [f"hydra.searchpath=[file://{tmp_path / 'myconf'}]", "dataset=playlists", "model=knn",
+    base = [search, "dataset=playlists", "model=knn",
             "model.n_neighbors=1", "task.cv_folds=3", "task.write_submission=false"]
     from hydra.utils import instantiate
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from hydra.utils import instantiate
 
-from conftest import require_real
+from conftest import require_real, user_dataset
 from mediaml.errors import DataError, DataNotFoundError
 from mediaml.tasks.listening.data import (EventsTableDataset, ListeningSplit, SyntheticListeningDataset, prepare_events,
                                     sessionize, split_sessions)
@@ -262,9 +262,7 @@ def test_a_headerless_tsv_in_milliseconds_runs_by_yaml_alone(tmp_path, make_cfg)
     lines = log.to_csv(sep="\t", header=False, index=False).splitlines()
     lines.insert(7, "not-a-time\tu1\t5\tmobile")
     (tmp_path / "log.tsv").write_text("\n".join(lines) + "\n")
-    conf = tmp_path / "myconf" / "dataset"
-    conf.mkdir(parents=True)
-    (conf / "my_log.yaml").write_text(f"""
+    search = user_dataset(tmp_path / "myconf", "my_log", f"""
 _target_: mediaml.tasks.listening.data.EventsTableDataset
 name: my_log
 tasks: [listening]
@@ -277,7 +275,7 @@ columns: {{user: uid, item: song, timestamp: ms, device: dev}}
 timestamp_unit: ms
 cutoff_fraction: 0.7
 """)
-    over = ["task=listening", f"hydra.searchpath=[file://{tmp_path / 'myconf'}]", "dataset=my_log", "model=popularity",
+    over = ["task=listening", search, "dataset=my_log", "model=popularity",
             "logger=none", "task.maps.enabled=false"]
     cfg = make_cfg(over)
     split = instantiate(cfg.dataset).load()

@@ -7,7 +7,7 @@ import pytest
 from omegaconf import OmegaConf
 from mlflow.tracking import MlflowClient
 
-from conftest import PROJECT_ROOT
+from conftest import PROJECT_ROOT, user_dataset
 from mediaml.run import run
 from mediaml.tasks.video.task import VideoTask
 from mediaml.tracking.tracker import Tracker
@@ -264,11 +264,9 @@ def test_evaluate_mode_scores_a_trained_checkpoint_on_any_clip_folder(make_cfg, 
     VideoTask(video_cfg(make_cfg, shared_cache, "logger=none", "trainer.max_epochs=8")).run(Tracker(tmp_path / "out"))
     ckpt = next((tmp_path / "out" / "checkpoints").glob("epoch*.ckpt"))
     ds = instantiate(video_cfg(make_cfg, shared_cache).dataset, _convert_="all")
-    conf = tmp_path / "myconf" / "dataset"
-    conf.mkdir(parents=True)
     for name, classes in (("my_clips", ("horizontal", "vertical")), ("only_vertical", ("vertical",))):
         flat = _flat_folder(ds, tmp_path / name, classes)
-        (conf / f"{name}.yaml").write_text(f"""
+        search = user_dataset(tmp_path / "myconf", name, f"""
 defaults:
   - synthetic_clips
   - _self_
@@ -281,7 +279,7 @@ cache_dir: {tmp_path / 'cache'}
 """)
 
     def evaluate(dataset, *more):
-        return video_cfg(make_cfg, shared_cache, f"hydra.searchpath=[file://{tmp_path / 'myconf'}]",
+        return video_cfg(make_cfg, shared_cache, search,
                          f"dataset={dataset}", "task.mode=evaluate", f"task.ckpt_path={ckpt}", *more)
 
     value = run(evaluate("my_clips"))

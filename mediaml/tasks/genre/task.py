@@ -80,11 +80,15 @@ class GenreTask(DatasetTask):
             objective = str(t.objective.metric)
             watched = objective[3:-5] if objective.startswith("cv/") and objective.endswith("_mean") else "acc"
             scores: dict[str, list[float]] = {f"test_{k}": [] for k in scoring}
-            for fold, split in enumerate(cv.split(X_tr, y_tr, g_tr)):  # the folds cross_validate would use
-                one = cross_validate(pipe, X_tr, y_tr, cv=[split], error_score="raise", scoring=scoring)
-                for k in scoring:
-                    scores[f"test_{k}"].append(float(one[f"test_{k}"][0]))
-                report(float(np.mean(scores[f"test_{watched}"])), fold)  # raises TrialPruned when pruned
+            from mediaml.progress import bar
+
+            with bar(total=int(t.cv_folds), desc=f"cv {len(X_tr):,} rows", unit="fold") as folds:
+                for fold, split in enumerate(cv.split(X_tr, y_tr, g_tr)):  # the folds cross_validate would use
+                    one = cross_validate(pipe, X_tr, y_tr, cv=[split], error_score="raise", scoring=scoring)
+                    for k in scoring:
+                        scores[f"test_{k}"].append(float(one[f"test_{k}"][0]))
+                    report(float(np.mean(scores[f"test_{watched}"])), fold)  # raises TrialPruned when pruned
+                    folds.update(1)
             cv_s = time.perf_counter() - start
             start = time.perf_counter()
             pipe.fit(X_tr, y_tr)

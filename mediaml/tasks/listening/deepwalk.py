@@ -26,6 +26,7 @@ Nodes missing from the vocabulary (only possible with ``min_count > 1``) get zer
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import tempfile
@@ -79,12 +80,18 @@ class DeepWalk(EmbeddingRecommender):
         kw = dict(sg=1, hs=1, negative=0, window=int(self.window), vector_size=int(self.dimensions),
                   min_count=int(self.min_count), sample=float(self.sample), alpha=float(self.alpha),
                   workers=int(self.workers), epochs=int(self.epochs), seed=int(self.seed))
+        from mediaml.progress import Word2VecProgress
+
+        # A bar over the skip-gram epochs, fed by gensim's own progress lines (only when self.progress).
+        bar = Word2VecProgress(int(self.epochs), desc=f"skip-gram d={int(self.dimensions)}") if self.progress \
+            else contextlib.nullcontext()
         if self.input == "sentences":
             t0 = time.perf_counter()
             sentences = walks_to_sentences(walks)
             timings["write_s"] = time.perf_counter() - t0
             t0 = time.perf_counter()
-            model = Word2Vec(sentences, **kw)
+            with bar:
+                model = Word2Vec(sentences, **kw)
             timings["w2v_s"] = time.perf_counter() - t0
             return model
         with tempfile.TemporaryDirectory(prefix="deepwalk_") as tmp:
@@ -93,7 +100,8 @@ class DeepWalk(EmbeddingRecommender):
             write_walks_text(walks, path)
             timings["write_s"] = time.perf_counter() - t0
             t0 = time.perf_counter()
-            model = Word2Vec(corpus_file=path, **kw)
+            with bar:
+                model = Word2Vec(corpus_file=path, **kw)
             timings["w2v_s"] = time.perf_counter() - t0
         return model
 

@@ -200,8 +200,8 @@ def random_walks(csr: sparse.csr_matrix, walks_per_node: int = 20, walk_length: 
 
     Row p*N + j is pass p's j-th walk; its root is the j-th node of pass p's seeded permutation. Repeatable
     for a seed on any number of threads (`n_threads`, default all numba threads) and any `block` (walks a
-    thread advances in lockstep, see `_walk_kernel`). A tqdm bar (when `progress`; tqdm hides it when
-    stderr is not a terminal) advances per chunk of `chunk_size` walks.
+    thread advances in lockstep, see `_walk_kernel`). A progress bar (when `progress`; mediaml.progress hides it
+    when stderr is not a terminal) advances per chunk of `chunk_size` walks.
     """
     if walk_length < 1:
         raise ValueError(f"walk_length={walk_length}: must be >= 1")
@@ -217,10 +217,9 @@ def random_walks(csr: sparse.csr_matrix, walks_per_node: int = 20, walk_length: 
     try:
         bar = None
         if progress:
-            from tqdm.auto import tqdm
+            from mediaml.progress import bar as progress_bar
 
-            bar = tqdm(total=len(starts), desc="random walks", unit="walk", unit_scale=True,
-                       mininterval=1.0, disable=None)
+            bar = progress_bar(total=len(starts), desc="random walks", unit="walk", unit_scale=True)
         for lo in range(0, len(starts), chunk_size):
             hi = min(lo + chunk_size, len(starts))
             _walk_kernel(indptr, indices, starts[lo:hi], lo, seed64, walk_length, out[lo:hi], int(block))

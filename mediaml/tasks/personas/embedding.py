@@ -101,8 +101,10 @@ class EmbeddingEncoder:
             self._model = load_encoder(self.model_name)
             self._model.max_seq_length = self.max_seq_length
         t0 = time.perf_counter()
+        from mediaml.progress import enabled
+
         emb = self._model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
-                                 convert_to_numpy=True, show_progress_bar=False).astype(np.float32)
+                                 convert_to_numpy=True, show_progress_bar=enabled()).astype(np.float32)
         log.info("encoded %d character texts in %.1f s", len(texts), time.perf_counter() - t0)
         self.encoded += len(texts)
         if path is not None:

@@ -110,10 +110,16 @@ class PersonaLDA:
             df = np.asarray((X > 0).sum(axis=0)).ravel()
             self.idf_ = np.log((1 + X.shape[0]) / (1 + df)) + 1
             X = X.multiply(self.idf_).tocsr()
+        from mediaml.progress import bar, count_calls
+
         t0 = time.perf_counter()
-        self.lda_ = LatentDirichletAllocation(
+        lda = LatentDirichletAllocation(
             n_components=self.n_personas, max_iter=self.lda_max_iter, doc_topic_prior=self.doc_topic_prior,
-            topic_word_prior=self.topic_word_prior, random_state=self.random_state, n_jobs=1).fit(X)
+            topic_word_prior=self.topic_word_prior, random_state=self.random_state, n_jobs=1)
+        with bar(total=int(self.lda_max_iter), desc=f"LDA {self.n_personas} personas", unit="pass") as passes:
+            count_calls(lda, "_em_step", passes)  # one EM pass of the batch method per call
+            self.lda_ = lda.fit(X)
+        vars(self.lda_).pop("_em_step", None)  # the fitted model pickles without the counter
         self.timings_["lda_s"] = time.perf_counter() - t0
         return self
 

@@ -162,11 +162,15 @@ class ClipCache:
                 torch.save(entry, tmp)
                 os.replace(tmp, target)
 
+            from mediaml.progress import bar
+
             torch_threads = torch.get_num_threads()
             torch.set_num_threads(1)  # decoder threads + pool workers already fill the cores
             try:
-                with ThreadPoolExecutor(max_workers=max(1, self.ds.cache_workers)) as pool:
-                    list(pool.map(work, todo))
+                with ThreadPoolExecutor(max_workers=max(1, self.ds.cache_workers)) as pool, \
+                        bar(total=len(todo), desc=f"cache: {index.split} videos", unit="video") as done:
+                    for _ in pool.map(work, todo):
+                        done.update(1)
             finally:
                 torch.set_num_threads(torch_threads)
         items = []
