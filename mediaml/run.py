@@ -16,6 +16,7 @@ import numpy as np
 from hydra.utils import get_class
 from omegaconf import DictConfig
 
+from mediaml import quiet
 from mediaml.pruning import is_pruned, tell_pruned, tell_result
 from mediaml.tasks.base import Task
 from mediaml.threads import cap_threads, resolve as resolve_threads
@@ -69,6 +70,7 @@ def run(cfg: DictConfig) -> float:
     """Run one job and return its objective value (`task.objective.metric`) for sweepers."""
     # Before the task imports torch / numba (they read the variables), after numpy (threadpoolctl).
     cap_threads(resolve_threads(cfg.get("n_threads")))
+    quiet.install()  # third-party lines known not to apply to a run: filtered, each with its reason
     seed_everything(int(cfg.seed))
     task = build_task(cfg)
     task.check_inputs()  # missing files stop the run here, before any work or tracking

@@ -123,3 +123,28 @@ def test_dev_run_installs_once_and_again_only_when_pyproject_changes(tmp_path):
     assert len(pip_calls()) == 4
     bad = subprocess.run(["bash", str(repo / "dev"), "deploy"], capture_output=True, text=True)
     assert bad.returncode == 2 and "./dev run" in bad.stderr
+
+
+def test_the_console_says_each_thing_once_without_known_noise(tmp_path):
+    """A video run (Lightning) and a genre run: no Lightning line twice, none of the filtered third-party lines
+    (mediaml/quiet.py: each with its reason), no log line of more than 300 characters, the summary block last."""
+    import os
+
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    env.pop("MEDIAML_PROGRESS", None)
+    video = _train("train.py", "task=video", "dataset=synthetic_clips", "trainer=cpu", "trainer.max_epochs=1",
+                   f"paths.output_root={tmp_path / 'out'}", f"paths.cache_dir={tmp_path / 'cache'}",
+                   "dataset.n_per_class={train: 4, val: 2, test: 2}", env=env)
+    genre = _train("train.py", f"paths.output_root={tmp_path / 'out'}", env=env)
+    for proc in (video, genre):
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        text = proc.stdout + proc.stderr
+        assert "litlogger" not in text and "script_method" not in text and "LeafSpec" not in text
+        assert "pickle or cloudpickle format requires exercising caution" not in text
+        assert "can be interpreted in multiple ways" not in text
+        logged = [line for line in text.splitlines() if line.startswith("[20")]
+        assert max(len(line) for line in logged) <= 300, max(logged, key=len)
+        assert proc.stdout.rstrip().splitlines()[-1].strip().startswith("then open http://127.0.0.1:5000/#/experiments/")
+    lines = (video.stdout + video.stderr).splitlines()
+    assert sum("GPU available" in line for line in lines) == 1  # was twice: Lightning's handler and Hydra's
+    assert sum("`Trainer.fit` stopped" in line for line in lines) == 1

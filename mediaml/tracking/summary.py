@@ -18,6 +18,7 @@ def headline(metrics: Mapping[str, float], objective: str, wanted=None, n: int =
     picked = [objective] if objective in metrics else []
     pool = list(wanted) if wanted else [k for p in HEADLINE_PREFIXES for k in metrics if k.startswith(p)
                                         and not k.endswith("_std")]
+    pool.sort(key=lambda k: "loss" in k)  # the scores first, a loss only if room is left (stable otherwise)
     for k in pool:
         if len(picked) >= n:
             break

@@ -171,7 +171,9 @@ class TabularClassificationDataset:
                 # Every test id needs a prediction: fill gaps with the training medians, and count them.
                 log.warning("%s: %d rows with missing features filled with training medians", test_name, n_missing)
                 X_test = X_test.fillna(X.median())
-        log.info("%s: %d rows, %d classes kept (%s)", self.name, len(y), y.nunique(), counts)
+        from mediaml.quiet import short
+
+        log.info("%s: %d rows, %d classes kept (%s)", self.name, len(y), y.nunique(), short(counts))
         return LabelledTable(X=X.reset_index(drop=True), y=y.reset_index(drop=True),
                              ids=ids.reset_index(drop=True), X_test=X_test, test_ids=test_ids, counts=counts,
                              groups=groups.reset_index(drop=True) if groups is not None else None)

@@ -341,9 +341,11 @@ def split_sessions(events: pd.DataFrame, name: str, *, session_gap_minutes: floa
     for side, e, s in (("train", train_df, train_sessions), ("test", test_df, test_sessions)):
         stats.update({f"data/{side}_events": len(e), f"data/{side}_users": int(e["user"].nunique()),
                       f"data/{side}_songs": int(e["item"].nunique()), f"data/{side}_sessions": len(s)})
+    from mediaml.quiet import short
+
     log.info("%s: train %d events / %d users / %d songs / %d sessions; test %d / %d / %d / %d; cutoff %s; skipped %s",
              name, *[stats[f"data/{s}_{k}"] for s in ("train", "test") for k in TABLE1], cut_desc,
-             {k: v for k, v in skipped.items() if v})
+             short(skipped, n=4) or "none")
     return ListeningSplit(train_df, test_df, train_sessions, test_sessions, items, users, stats, skipped,
                           has_device, info)
 

@@ -64,6 +64,9 @@ def load_encoder(model_name: str = BUNDLED, device: str = "cpu"):
         model_name = str(get_model_path())
     from sentence_transformers import SentenceTransformer
 
+    from mediaml.quiet import dedupe
+
+    dedupe()  # huggingface_hub's own console handler would print its lines a second time
     return SentenceTransformer(model_name, device=device)
 
 

@@ -28,6 +28,7 @@ import lightning.pytorch as pl
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from mediaml import quiet
 from mediaml.errors import ConfigError
 from mediaml.tasks.video.compat import install_torchvision_alias
 from mediaml.tasks.base import DatasetTask
@@ -35,6 +36,7 @@ from mediaml.tracking.tracker import Tracker
 from mediaml.training import instantiate_callbacks, lightning_call
 
 install_torchvision_alias()
+quiet.dedupe()  # Lightning's own console handler printed each of its lines a second time
 
 log = logging.getLogger(__name__)
 
