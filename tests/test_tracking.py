@@ -198,13 +198,21 @@ def test_log_model_policy_all_none_and_a_bad_value_stops_before_a_run_opens(make
     import shutil
     from pathlib import Path
 
+    # Written once: the job folder links the logged model's own files (the first run's; same job folder here).
+    import mlflow.sklearn
+
     cfg = make_cfg(["task.cv_folds=2", "logger.log_model=none"])
-    kept = Path(cfg.hydra.runtime.output_dir) / "artifacts" / "model.joblib"
-    assert kept.is_file()  # the first run's (same job folder here)
+    kept = Path(cfg.hydra.runtime.output_dir) / "artifacts" / "model"
+    stored = Path(model.artifact_location.removeprefix("file://")) / "model.pkl"
+    assert (kept / "model.pkl").samefile(stored) and not (kept.parent / "model.joblib").exists()
+    example = mlflow.models.Model.load(f"models:/{model.model_id}").load_input_example()
+    assert (mlflow.sklearn.load_model(str(kept)).predict(example) ==
+            mlflow.sklearn.load_model(f"models:/{model.model_id}").predict(example)).all()
     shutil.rmtree(kept.parent)
     run(cfg)
     assert len(client.search_logged_models(experiment_ids=[r.info.experiment_id])) == 1
-    assert not kept.exists() and (kept.parent / "test" / "confusion_matrix.png").is_file()
+    assert not kept.exists() and not (kept.parent / "model.joblib").exists()
+    assert (kept.parent / "test" / "confusion_matrix.png").is_file()
     with pytest.raises(ConfigError, match="logger.log_model='sometimes'"):
         run(make_cfg(["task.cv_folds=2", "logger.log_model=sometimes"]))
     assert len(client.search_runs([r.info.experiment_id])) == 2  # no third run opened

@@ -285,6 +285,7 @@ def tracked_run(cfg: DictConfig, output_dir: Path, description: str | None = Non
     tracker = Tracker(output_dir, run.info.run_id, tracking_uri=uri, experiment_name=cfg.logger.experiment_name)
     tracker.model_policy, tracker.figure_policy = models, figures
     tracker.experiment_id = experiment_id
+    tracker.artifact_uri = run.info.artifact_uri
     tracker.defer = True  # scalar metrics go out when the run ends, the objective first (Tracker.flush)
     log.info("MLflow run %s%s in experiment %r at %s", run.info.run_id, " (resumed)" if resume_run_id else "",
              cfg.logger.experiment_name, uri)

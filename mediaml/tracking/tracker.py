@@ -50,6 +50,7 @@ class Tracker:
         self.artifact_dir.mkdir(parents=True, exist_ok=True)
         self.run_id = run_id
         self.experiment_id: str | None = None  # set by the run's lifecycle, for the run's page in the UI
+        self.artifact_uri: str | None = None  # the run's artifact root (set by the lifecycle): local ones get links
         self.metrics: dict[str, float] = {}
         # Set by the run's lifecycle: scalar metrics (no step) are sent when the run ends, the objective
         # first, so MLflow's compare view and run table lead with the result, not with data/* counts.
@@ -138,16 +139,33 @@ class Tracker:
 
     @_to_store
     def log_artifact(self, local_path: str | Path, artifact_path: str | None = None) -> None:
-        """Log an existing file or folder under `artifact_path` in the run."""
+        """Log an existing file or folder under `artifact_path` in the run. Into a store whose artifacts are a
+        folder on the same disk (the project's sqlite store, a local file store) the file is hard-linked, not
+        copied: written once, seen in both the job folder and the run (a checkpoint is not stored twice)."""
         if not self.active:
             return
         import mlflow
 
         local_path = Path(local_path)
+        root = self._local_artifact_root()
+        if root is not None and _link_into(local_path, root / (artifact_path or "")):
+            return
         if local_path.is_dir():
             mlflow.log_artifacts(str(local_path), artifact_path=artifact_path, run_id=self.run_id)
         else:
             mlflow.log_artifact(str(local_path), artifact_path=artifact_path, run_id=self.run_id)
+
+    def _local_artifact_root(self) -> Path | None:
+        """The run's artifact folder when it is a local path (file:// or a plain path), else None (a server,
+        mlflow-artifacts:, s3: ...)."""
+        uri = self.artifact_uri
+        if not uri:
+            return None
+        if uri.startswith("file://"):
+            from urllib.parse import unquote, urlparse
+
+            return Path(unquote(urlparse(uri).path))
+        return Path(uri) if uri.startswith("/") else None
 
     def _logged(self, name: str) -> Path:
         p = self.path(name)
@@ -260,18 +278,36 @@ class Tracker:
             return None
         import joblib
 
+        reqs = list(pip_requirements) if pip_requirements is not None else None
+        if self.active and self.model_policy == "all":
+            info = log_sklearn_model(model, name, self.run_id, input_example, predict_fn, reqs)
+            # Written once: into a store on this disk, the job folder links to the logged model's files (an
+            # MLflow model folder: mlflow.sklearn.load_model(<job>/artifacts/<name>)), else keeps a joblib copy.
+            stored = self._local_model_dir(info)
+            if stored is not None and _link_into(stored, self.path(name)):
+                return self.path(name)
         local = self.path(f"{name}.joblib")
         joblib.dump(model, local)
-        if not self.active:
-            return local
-        reqs = list(pip_requirements) if pip_requirements is not None else None
-        if self.model_policy == "best":
+        if self.active and self.model_policy == "best":
             joblib.dump({"input_example": input_example, "predict_fn": predict_fn, "pip_requirements": reqs},
                         self.path(f"{name}.logging.joblib"))
             self.set_tags({PENDING_MODEL_TAG: json.dumps({"kind": "sklearn", "name": name, "path": str(local)})})
-            return local
-        log_sklearn_model(model, name, self.run_id, input_example, predict_fn, reqs)
         return local
+
+    def _local_model_dir(self, info) -> Path | None:
+        """The folder of a logged model's files when the store keeps them on this disk."""
+        try:
+            from mlflow.tracking import MlflowClient
+
+            location = MlflowClient(self.tracking_uri).get_logged_model(info.model_id).artifact_location
+        except Exception:  # an older store without logged models: keep the joblib copy
+            return None
+        if location.startswith("file://"):
+            from urllib.parse import unquote, urlparse
+
+            location = unquote(urlparse(location).path)
+        path = Path(location)
+        return path if path.is_absolute() and path.is_dir() else None
 
     @_to_store
     def log_checkpoints(self, paths: Iterable[str | Path], artifact_path: str = "checkpoints") -> None:
@@ -296,7 +332,7 @@ POLICIES = ("all", "best", "none")
 
 
 def log_sklearn_model(model, name: str, run_id: str, input_example=None, predict_fn: str = "predict",
-                      pip_requirements: list[str] | None = None, model_id: str | None = None) -> None:
+                      pip_requirements: list[str] | None = None, model_id: str | None = None):
     """mlflow.sklearn.log_model into the run `run_id` (running or ended), requirements pinned to this env;
     `model_id`: a logged model created for it already (an ended run's: its experiment, not the active one)."""
     import mlflow
@@ -316,9 +352,9 @@ def log_sklearn_model(model, name: str, run_id: str, input_example=None, predict
     sklearn_log.addFilter(_no_pickle_advice)
     try:
         with _no_package_scan():
-            mlflow.sklearn.log_model(model, name=name, signature=signature, input_example=input_example,
-                                     pip_requirements=reqs, serialization_format="cloudpickle", run_id=run_id,
-                                     model_id=model_id)
+            return mlflow.sklearn.log_model(model, name=name, signature=signature, input_example=input_example,
+                                            pip_requirements=reqs, serialization_format="cloudpickle",
+                                            run_id=run_id, model_id=model_id)
     finally:
         sklearn_log.removeFilter(_no_pickle_advice)
 
@@ -451,6 +487,30 @@ def drop_pending_figures(client, run) -> None:
     if run.data.tags.get("mediaml.host", socket.gethostname()) == socket.gethostname():
         shutil.rmtree(folder, ignore_errors=True)
     client.delete_tag(run.info.run_id, PENDING_FIGURES_TAG)
+
+
+def _link_into(src: Path, dest_dir: Path) -> bool:
+    """Hard-link `src` (a file: into `dest_dir`; a folder: its files, keeping their relative paths, as
+    mlflow.log_artifacts copies them) into `dest_dir`. False if a link cannot be made (another file system, a
+    file system without links): the caller copies instead. A file already there is replaced."""
+    pairs = [(src, dest_dir / src.name)] if src.is_file() else \
+        [(f, dest_dir / f.relative_to(src)) for f in sorted(src.rglob("*")) if f.is_file()]
+    made = []
+    try:
+        for f, dest in pairs:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            if dest.exists() or dest.is_symlink():
+                if dest.samefile(f):
+                    continue
+                dest.unlink()
+            os.link(f, dest)
+            made.append(dest)
+    except OSError as e:
+        log.debug("no hard link into %s (%s): copying", dest_dir, e)
+        for dest in made:
+            dest.unlink(missing_ok=True)
+        return False
+    return True
 
 
 def _param_value(v: Any) -> str:
