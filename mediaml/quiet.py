@@ -9,7 +9,7 @@ from typing import Mapping
 
 # (category, message regex, why it does not apply)
 KNOWN_WARNINGS = [
-    (FutureWarning, r"`torch\.jit\.script_method` is deprecated",
+    (FutureWarning, r"`torch\.jit\.script(_method)?` is deprecated",
      "PyTorchVideo's own modules use it at import; nothing a user of task=video can change"),
     (Warning, r".*isinstance\(treespec, LeafSpec\)` is deprecated",
      "inside Lightning's own batch handling with this torch; not our code, no effect on results"),
