@@ -19,14 +19,22 @@ class DataNotFoundError(FileNotFoundError):
     def __init__(self, path: Path, dataset: str, source: str, data_dir: Path | None = None):
         env = os.environ.get("MEDIAML_DATA_DIR")
         where = f"MEDIAML_DATA_DIR={env}" if env else "the default <project>/data (MEDIAML_DATA_DIR is not set)"
+        # paths.data_dir as conf/paths/default.yaml makes it; a dataset config may set a data_dir of its own
+        shared = Path(env).expanduser().resolve() if env else Path(__file__).resolve().parents[1] / "data"
+        own = data_dir is not None and Path(data_dir).resolve() != shared
         lines = [
             f"data file not found: {Path(path).resolve()}",
-            f"  dataset config: conf/dataset/{dataset}.yaml (dataset={dataset})",
+            f"  dataset config: dataset={dataset} (conf/dataset/{dataset}.yaml, or a config folder of yours)",
         ]
-        if data_dir is not None:
+        if own:
+            lines.append(f"  data_dir: {Path(data_dir).resolve()} (set by that dataset config itself, not by "
+                         f"MEDIAML_DATA_DIR)")
+        elif data_dir is not None:
             lines.append(f"  paths.data_dir: {Path(data_dir).resolve()} (from {where})")
-        lines.append(f"  where the data comes from: {source.strip()}")
-        lines.append("  point MEDIAML_DATA_DIR at the folder that holds it, or pick a synthetic dataset "
+        if source.strip():
+            lines.append(f"  where the data comes from: {source.strip()}")
+        lines.append("  fix that config's data_dir (or override dataset.data_dir=...)" if own else
+                     "  point MEDIAML_DATA_DIR at the folder that holds it, or pick a synthetic dataset "
                      "(dataset=synthetic_...) that needs no download")
         super().__init__("\n".join(lines))
         self.path = Path(path)

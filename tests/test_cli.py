@@ -85,6 +85,17 @@ def test_a_mistyped_option_a_bad_override_a_wrong_pair_and_missing_data_print_on
     assert "model=deepwalk is for task(s) ['listening'], not task=genre" in err and len(err.splitlines()) == 1
     err = _user_error(tmp_path, "dataset=spotify_cs98x", data_dir=str(tmp_path / "nowhere"))
     assert "spotify_cs98x" in err and f"MEDIAML_DATA_DIR={tmp_path / 'nowhere'}" in err
+    # a dataset config with a data_dir of its own: the hint names that config, not MEDIAML_DATA_DIR
+    from conftest import user_dataset
+
+    search = user_dataset(tmp_path / "myconf", "mine", f"""
+defaults: [spotify_cs98x, _self_]
+name: mine
+data_dir: {tmp_path / 'elsewhere'}
+""")
+    err = _user_error(tmp_path, search, "dataset=mine", data_dir=str(tmp_path / "nowhere"))
+    assert f"data_dir: {tmp_path / 'elsewhere'} (set by that dataset config itself" in err
+    assert "fix that config's data_dir" in err and "point MEDIAML_DATA_DIR" not in err
 
 
 def test_dev_run_installs_once_and_again_only_when_pyproject_changes(tmp_path):
