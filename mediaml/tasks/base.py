@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import abc
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,20 @@ def models_of_task(task: str, conf_dir: Path = PROJECT_ROOT / "conf") -> list[st
     return [name for name in raw if task in tasks_of(name)]
 
 
+@contextlib.contextmanager
+def user_errors_unwrapped():
+    """Hydra's instantiate wraps what a class raises in an InstantiationException: a config value the class
+    refuses (its ConfigError / DataError) is the user's error, and is raised as such (one message, exit 2)."""
+    from hydra.errors import InstantiationException
+
+    try:
+        yield
+    except InstantiationException as e:
+        if isinstance(e.__cause__, (ConfigError, DataError)):
+            raise e.__cause__ from None
+        raise
+
+
 class Task(abc.ABC):
     """One study. Subclasses read what they need from `cfg` (task, dataset, model, trainer, paths)."""
 
@@ -65,7 +80,8 @@ class Task(abc.ABC):
 
         spec = {k: v for k, v in OmegaConf.to_container(self.cfg.model, resolve=True).items()
                 if k not in MODEL_META_KEYS}
-        return instantiate(spec, _convert_="all", **kwargs)
+        with user_errors_unwrapped():
+            return instantiate(spec, _convert_="all", **kwargs)
 
     def check_inputs(self) -> None:
         """Raise a clear error (missing file, ...) before any work is done. Default: nothing to check."""
@@ -88,15 +104,10 @@ class DatasetTask(Task):
 
     def __init__(self, cfg: DictConfig):
         super().__init__(cfg)
-        from hydra.errors import InstantiationException
         from hydra.utils import instantiate
 
-        try:
+        with user_errors_unwrapped():
             self.dataset = instantiate(cfg.dataset, _convert_="all")
-        except InstantiationException as e:  # a dataset config the class refuses: the user's error, as such
-            if isinstance(e.__cause__, (ConfigError, DataError)):
-                raise e.__cause__ from None
-            raise
 
     def check_inputs(self) -> None:
         self.dataset.check()

@@ -22,6 +22,7 @@ from sklearn.model_selection import (GroupShuffleSplit, StratifiedGroupKFold, St
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
+from mediaml.errors import ConfigError
 from mediaml.pruning import report
 from mediaml.tasks.base import DatasetTask
 from mediaml.tracking.tracker import Tracker
@@ -33,7 +34,7 @@ SCALERS = {"none": None, "standard": StandardScaler, "minmax": MinMaxScaler}
 
 def build_pipeline(scaler: str, estimator) -> Pipeline:
     if scaler not in SCALERS:
-        raise ValueError(f"task.scaler={scaler!r}: expected one of {sorted(SCALERS)}")
+        raise ConfigError(f"task.scaler={scaler!r}: expected one of {sorted(SCALERS)}")
     steps = [("scaler", SCALERS[scaler]())] if SCALERS[scaler] else []
     return Pipeline(steps + [("model", estimator)])
 

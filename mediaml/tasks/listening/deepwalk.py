@@ -34,6 +34,7 @@ import time
 
 import numpy as np
 
+from mediaml.errors import ConfigError
 from mediaml.tasks.listening.recommenders import EmbeddingRecommender
 from mediaml.tasks.listening.walks import (GRAPH_KINDS, GraphLayout, build_graph, random_walks, walks_to_sentences,
                                   write_walks_text)
@@ -66,12 +67,12 @@ class DeepWalk(EmbeddingRecommender):
 
     def _check_params(self) -> None:
         if self.graph not in GRAPH_KINDS:
-            raise ValueError(f"model.graph={self.graph!r}: expected one of {GRAPH_KINDS}")
+            raise ConfigError(f"model.graph={self.graph!r}: expected one of {GRAPH_KINDS}")
         if self.input not in INPUTS:
-            raise ValueError(f"model.input={self.input!r}: expected one of {INPUTS}")
+            raise ConfigError(f"model.input={self.input!r}: expected one of {INPUTS}")
         for p in ("dimensions", "walk_length", "walks_per_node", "window", "workers", "epochs"):
             if int(getattr(self, p)) < 1:
-                raise ValueError(f"model.{p}={getattr(self, p)!r}: must be >= 1")
+                raise ConfigError(f"model.{p}={getattr(self, p)!r}: must be >= 1")
 
     def _word2vec(self, walks: np.ndarray, timings: dict):
         from gensim.models import Word2Vec

@@ -42,6 +42,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mediaml.errors import ConfigError
+
 log = logging.getLogger(__name__)
 ROLES = ("adj", "active", "patient")
 ROLE_PREFIX = {"adj": "adjectives", "active": "does", "patient": "is done to"}
@@ -131,7 +133,7 @@ class PersonaEmbedding:
         if not (float(word_weight) or float(genre_weight)):
             raise ValueError("model.word_weight and model.genre_weight are both 0: no features")
         if algorithm not in ("kmeans", "agglomerative"):
-            raise ValueError(f"model.algorithm={algorithm!r}: expected 'kmeans' or 'agglomerative'")
+            raise ConfigError(f"model.algorithm={algorithm!r}: expected 'kmeans' or 'agglomerative'")
         if algorithm == "agglomerative" and linkage == "ward" and metric != "euclidean":
             raise ValueError("model.linkage=ward needs model.metric=euclidean")
         self.n_personas, self.algorithm, self.n_init = int(n_personas), algorithm, int(n_init)

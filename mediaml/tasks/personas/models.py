@@ -22,6 +22,8 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from mediaml.errors import ConfigError
+
 log = logging.getLogger(__name__)
 ROLES = ("adj", "active", "patient")
 
@@ -38,7 +40,7 @@ class PersonaLDA:
         self.lda_max_iter, self.doc_topic_prior, self.topic_word_prior = int(lda_max_iter), doc_topic_prior, \
             topic_word_prior
         if weighting not in ("counts", "tfidf"):
-            raise ValueError(f"model.weighting={weighting!r}: expected 'counts' or 'tfidf'")
+            raise ConfigError(f"model.weighting={weighting!r}: expected 'counts' or 'tfidf'")
         self.weighting, self.random_state, self.genre_weight = weighting, int(random_state), float(genre_weight)
 
     # -- steps ---------------------------------------------------------------------------------

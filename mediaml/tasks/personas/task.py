@@ -20,6 +20,7 @@ import time
 import numpy as np
 import pandas as pd
 
+from mediaml.errors import ConfigError
 from mediaml.tasks.personas.clustering import multi_trope_floor, random_vis, score
 from mediaml.tasks.base import DatasetTask
 from mediaml.tracking.tracker import Tracker
@@ -126,7 +127,7 @@ class PersonasTask(DatasetTask):
         if t.fit_on == "gold":
             return gold_rows
         if t.fit_on != "all":
-            raise ValueError(f"task.fit_on={t.fit_on!r}: expected 'all' or 'gold'")
+            raise ConfigError(f"task.fit_on={t.fit_on!r}: expected 'all' or 'gold'")
         n_words = _n_words(data.chars)
         keep = np.flatnonzero(n_words >= int(t.min_words))
         tracker.log_metrics({"data/fit_dropped_few_words": int(len(n_words) - len(keep))})

@@ -22,7 +22,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mediaml.errors import DataError, DataNotFoundError
+from mediaml.errors import ConfigError, DataError, DataNotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -112,14 +112,14 @@ class VideoFolderDataset:
         # generator in one process (seed 002's rule: what experiments/*.md were measured with), EpochShuffle
         # under DDP; "epoch": EpochShuffle always (one process then trains on the global batches of N ranks).
         if train_order not in ("auto", "epoch"):
-            raise ValueError(f"dataset.train_order={train_order!r}: expected auto or epoch")
+            raise ConfigError(f"dataset.train_order={train_order!r}: expected auto or epoch")
         self.train_order = train_order
         self.extra = extra
         self._classes: list[str] | None = None
         if self.train_short_side[0] > self.train_short_side[1]:
-            raise ValueError(f"dataset.train_short_side={list(self.train_short_side)}: expected [min, max]")
+            raise ConfigError(f"dataset.train_short_side={list(self.train_short_side)}: expected [min, max]")
         if min(self.train_short_side[0], self.eval_short_side) < self.crop:
-            raise ValueError(f"dataset.crop={self.crop} is larger than the short side "
+            raise ConfigError(f"dataset.crop={self.crop} is larger than the short side "
                              f"(train {list(self.train_short_side)}, eval {self.eval_short_side})")
 
     # -- inputs --------------------------------------------------------------------------------
@@ -245,7 +245,7 @@ class SyntheticClipsDataset(VideoFolderDataset):
         self.motion_classes = list(classes)
         bad = [c for c in self.motion_classes if c not in self.MOTIONS]
         if bad:
-            raise ValueError(f"dataset.classes: unknown motion(s) {bad}; expected some of {list(self.MOTIONS)}")
+            raise ConfigError(f"dataset.classes: unknown motion(s) {bad}; expected some of {list(self.MOTIONS)}")
         self.n_per_class = dict(n_per_class or {"train": 16, "val": 8, "test": 8})
         self.width, self.height, self.fps, self.duration = int(width), int(height), int(fps), float(duration)
         self.noise = float(noise)
