@@ -113,7 +113,8 @@ class DeepWalk(EmbeddingRecommender):
         layout = GraphLayout.of(split, self.graph)
         adj = build_graph(split, self.graph)
         timings["graph_s"] = time.perf_counter() - t0
-        log.info("deepwalk %s graph: %d nodes, %d edges", self.graph, adj.shape[0], adj.nnz // 2)
+        log.info("%s d=%d: %s graph, %d nodes, %d edges", self.name, int(self.dimensions), self.graph, adj.shape[0],
+                 adj.nnz // 2)
 
         t0 = time.perf_counter()
         walks = random_walks(adj, int(self.walks_per_node), int(self.walk_length), seed=int(self.seed),
@@ -128,7 +129,8 @@ class DeepWalk(EmbeddingRecommender):
         vectors[keys] = w2v.wv.vectors
         self.n_words_ = int(w2v.corpus_total_words)
         self.w2v_words_per_s_ = self.n_words_ * int(self.epochs) / max(timings["w2v_s"], 1e-9)
-        log.info("deepwalk: %d walks x %d nodes, word2vec %.0f words/s; %s", *self.walks_shape_,
+        log.info("%s d=%d: %d walks x %d nodes, word2vec %.0f words/s; %s", self.name, int(self.dimensions),
+                 *self.walks_shape_,
                  self.w2v_words_per_s_, ", ".join(f"{k} {v:.2f}" for k, v in timings.items()))
 
         self.layout_ = layout

@@ -65,6 +65,7 @@ class ListeningTask(DatasetTask):
 
         m = self.cfg.task.maps
         t0 = time.perf_counter()
+        log.info("maps (§5): a second fit of the same method in 2-D, for the pictures only")
         model2d = self.instantiate_model(dimensions=2).fit(split)
         tracker.log_metrics({"time/maps_fit_s": time.perf_counter() - t0})
         tracker.log_figure(popularity_map(model2d, split), "maps/songs_by_popularity.png")
