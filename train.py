@@ -31,7 +31,9 @@ def main(cfg: DictConfig) -> float:
     # A user's mistake (wrong model for the task, missing extra or data, a data file that does not match its
     # config, a store that cannot be written): the message, no traceback (the run, if open, ended FAILED).
     except (ConfigError, DataError, DataNotFoundError) as err:
-        if cli.full_errors():  # HYDRA_FULL_ERROR=1 or --verbose: the traceback too
+        # HYDRA_FULL_ERROR=1 or --verbose: the traceback too. In a sweep the error is the trial's: it fails (its
+        # run FAILED, the error logged by the sweeper) and the sweep goes on to the next trial.
+        if cli.full_errors() or cli.in_multirun():
             raise
         print(f"error: {err}", file=sys.stderr)
         sys.exit(cli.USER_ERROR_EXIT)

@@ -21,6 +21,12 @@ def full_errors() -> bool:
     return os.environ.get("HYDRA_FULL_ERROR", "") not in ("", "0")
 
 
+def in_multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.initialized() and str(HydraConfig.get().mode).endswith("MULTIRUN")
+
+
 def install() -> None:
     """Wrap Hydra's error report (hydra._internal.utils.run_and_report, hydra-core 1.3, pinned): composition
     errors of the command line are printed as ours; every other error goes to Hydra's report as before."""
