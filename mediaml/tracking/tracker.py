@@ -7,6 +7,7 @@ import functools
 import json
 import logging
 import os
+import time
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -119,6 +120,7 @@ class Tracker:
             return
         import mlflow
         from mlflow.data.meta_dataset import MetaDataset
+        from mlflow.exceptions import MlflowException
 
         if source is not None:
             from mlflow.data.dataset_source_registry import resolve_dataset_source
@@ -128,7 +130,19 @@ class Tracker:
             from mlflow.data.code_dataset_source import CodeDatasetSource
 
             src = CodeDatasetSource(tags={"generator": generator or "unknown"})
-        mlflow.log_input(MetaDataset(source=src, name=name, digest=digest), context="data")
+        dataset = MetaDataset(source=src, name=name, digest=digest)
+        for attempt in range(3):
+            try:
+                mlflow.log_input(dataset, context="data")
+                return
+            except MlflowException as e:
+                # The tracking server looks the data set up, then inserts it: jobs that start together race
+                # between the two and the loser gets a unique-key violation. The row exists then, so the
+                # retry finds it (seen with eight jobs on one PostgreSQL-backed server).
+                if attempt == 2 or not any(s in str(e) for s in ("UniqueViolation", "duplicate key",
+                                                                 "UNIQUE constraint failed")):
+                    raise
+                time.sleep(0.2 * (attempt + 1))
 
     # -- files -------------------------------------------------------------------------------
     def path(self, name: str) -> Path:

@@ -219,6 +219,7 @@ def test_sigkill_during_a_serial_sweep_then_the_rerun_repeats_no_finished_trial(
     args = ("-m", "hparams_search=genre_optuna", "logger.log_model=false", "task.cv_folds=2",
             "hydra.sweeper.n_trials=4")
     storage = f"sqlite:///{tmp_path}/genre/sweeps/genre_optuna_synthetic_genre/optuna.db"
+    runs(tmp_path, "genre")  # the store exists before the job starts: polling it must not race its creation
     proc = subprocess.Popen(command(tmp_path, *args), cwd=REPO, env=env(tmp_path), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 300
