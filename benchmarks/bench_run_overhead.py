@@ -28,6 +28,9 @@ ROOT = Path(__file__).resolve().parents[1]
 def one_run(args: list[str], store: str, out: Path) -> tuple[float, float]:
     """(wall seconds, in-task work seconds) of one train.py process."""
     env = {**os.environ, "MLFLOW_TRACKING_URI": store}
+    # As on a user's machine: modules compile once, into __pycache__ (with PYTHONDONTWRITEBYTECODE set, as in
+    # some containers, every process recompiles mlflow and sklearn from source: +1.5 s a run, not ours to count).
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     t = time.perf_counter()
     proc = subprocess.run([sys.executable, "train.py", f"paths.output_root={out}", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True)

@@ -83,6 +83,8 @@ def test_a_mistyped_option_a_bad_override_a_wrong_pair_and_missing_data_print_on
     assert "cannot read the override 'model.n_estimators=[1,2'" in _user_error(tmp_path, "model.n_estimators=[1,2")
     err = _user_error(tmp_path, "task.scaler=zscore", "logger=none")  # a value the task refuses
     assert "task.scaler='zscore': expected one of ['minmax', 'none', 'standard']" in err
+    err = _user_error(tmp_path, "logger.sweep_figures=svg")  # a logger value, refused before the run opens
+    assert "logger.sweep_figures='svg': expected one of png, html, both, none" in err
     err = _user_error(tmp_path, "task=genre", "dataset=spotify_cs98x", "model=deepwalk")
     assert "model=deepwalk is for task(s) ['listening'], not task=genre" in err and len(err.splitlines()) == 1
     err = _user_error(tmp_path, "dataset=spotify_cs98x", data_dir=str(tmp_path / "nowhere"))

@@ -200,7 +200,7 @@ def test_a_sweep_is_one_parent_run_with_its_trials_nested(sweep4):
     assert len(best_kids) == 1 and best_kids[0].data.tags["sweep.job_num"] == t["optuna.best_trial"]
     assert best_kids[0].data.metrics["cv/acc_mean"] == pytest.approx(best.value)
     assert_only_the_best_logged_a_model(sweep4, kids, best_kids[0])
-    # artifacts: the trials table and Optuna's four figures, HTML with plotly.js inlined (no CDN) and PNG
+    # artifacts: the trials table and Optuna's four figures, PNG by default (logger.sweep_figures; HTML: below)
     files = parent_artifacts(sweep4, parent.info.run_id)
     import pandas as pd
 
@@ -209,9 +209,41 @@ def test_a_sweep_is_one_parent_run_with_its_trials_nested(sweep4):
     assert set(table["run_id"]) == {r.info.run_id for r in kids}
     assert {"value", "duration_s", "params.model.n_estimators"} <= set(table.columns)
     for name in ("optimization_history", "param_importances", "parallel_coordinate", "slice"):
-        html = files[f"figures/{name}.html"].read_text()
-        assert "Plotly.newPlot" in html and 'src="http' not in html and len(html) > 1_000_000, name
         assert files[f"figures/{name}.png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not [f for f in files if f.endswith(".html")]
+
+
+def _small_study():
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
+    study.optimize(lambda t: -(t.suggest_float("x", -2, 2) - 1) ** 2 + 0.1 * t.suggest_int("n", 1, 5), n_trials=8)
+    return study
+
+
+@pytest.mark.parametrize("kinds, suffixes", [("png", {".png"}), ("html", {".html"}), ("both", {".png", ".html"}),
+                                             ("none", set())])
+def test_sweep_figures_are_written_in_the_formats_asked_for(tmp_path, kinds, suffixes):
+    from mediaml.tracking.sweep import optuna_figures
+
+    written = optuna_figures(_small_study(), tmp_path, kinds)
+    names = ("optimization_history", "param_importances", "parallel_coordinate", "slice")
+    assert sorted(p.name for p in written) == sorted(n + s for n in names for s in suffixes)
+    for p in written:
+        if p.suffix == ".png":
+            assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        else:  # interactive, offline: plotly.js inlined, no CDN
+            html = p.read_text()
+            assert "Plotly.newPlot" in html and 'src="http' not in html and len(html) > 1_000_000, p.name
+
+
+def test_an_unknown_sweep_figures_value_is_a_config_error(tmp_path):
+    from mediaml.errors import ConfigError
+    from mediaml.tracking.sweep import optuna_figures
+
+    with pytest.raises(ConfigError, match="logger.sweep_figures='svg': expected one of png, html, both, none"):
+        optuna_figures(_small_study(), tmp_path, "svg")
 
 
 @pytest.mark.slow  # long: CI runs it with -m slow

@@ -244,6 +244,9 @@ def tracked_run(cfg: DictConfig, output_dir: Path, description: str | None = Non
     output_dir = Path(output_dir)
     # Bad values stop the job before any run opens.
     models, figures = policy(cfg, "log_model"), policy(cfg, "figures")
+    from mediaml.tracking.sweep import check_sweep_figures
+
+    check_sweep_figures(cfg.logger.get("sweep_figures", "png"))
     if distributed_rank() != 0:
         log.info("distributed rank %d: no MLflow run of its own (rank 0 tracks the job)", distributed_rank())
         yield Tracker(output_dir, None)

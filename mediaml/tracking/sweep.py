@@ -271,7 +271,8 @@ def summarise(client, parent_id: str, config: DictConfig) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         if is_optuna(config):
-            table, best_num, direction, figures = _optuna_table(study, kids, metric, tmp)
+            table, best_num, direction, figures = _optuna_table(study, kids, metric, tmp,
+                                                                str(config.logger.get("sweep_figures", "png")))
         else:
             table, best_num, direction, figures = _grid_table(config, kids, metric)
         table.to_csv(tmp / "trials.csv", index=False)
@@ -374,26 +375,38 @@ def close_lost_children(client, study, kids: dict) -> list[str]:
     return closed
 
 
-def _optuna_table(study, kids: dict, metric: str, tmp: Path):
+def _optuna_table(study, kids: dict, metric: str, tmp: Path, figures: str = "png"):
     import optuna
 
     table = trials_frame(study, {num: r.info.run_id for num, r in kids.items()})
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     best = study.best_trial.number if complete else None
-    return table, best, study.direction.name.lower(), optuna_figures(study, tmp) if complete else []
+    return table, best, study.direction.name.lower(), optuna_figures(study, tmp, figures) if complete else []
 
 
-def optuna_figures(study, out: Path) -> list[Path]:
-    """Optuna's optimization history, param importances, parallel coordinate and slice plots as
-    self-contained HTML (plotly.js inlined: no CDN, opens offline) and PNG (matplotlib)."""
+SWEEP_FIGURES = ("png", "html", "both", "none")
+
+
+def check_sweep_figures(kinds) -> str:
+    """`logger.sweep_figures`, refused unless one of SWEEP_FIGURES (each job checks it before its run opens)."""
+    if str(kinds) not in SWEEP_FIGURES:
+        from mediaml.errors import ConfigError
+
+        raise ConfigError(f"logger.sweep_figures={kinds!r}: expected one of {', '.join(SWEEP_FIGURES)}")
+    return str(kinds)
+
+
+def optuna_figures(study, out: Path, kinds: str = "png") -> list[Path]:
+    """Optuna's optimization history, param importances, parallel coordinate and slice plots, by
+    `logger.sweep_figures`: PNG (matplotlib; shown inline in the MLflow UI), self-contained HTML (plotly,
+    interactive, plotly.js inlined: no CDN, opens offline), both, or none.
+
+    PNG is the default: plotly's first figure costs ~1.3 s of imports and validators at every sweep's end,
+    and each HTML file carries its own 4.8 MB copy of plotly.js (benchmarks/bench_sweep_overhead.py)."""
+    check_sweep_figures(kinds)
+    if kinds == "none":
+        return []
     import warnings
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import optuna.visualization as vis
-    import optuna.visualization.matplotlib as vis_mpl
 
     written = []
     for name in ("optimization_history", "param_importances", "parallel_coordinate", "slice"):
@@ -401,14 +414,24 @@ def optuna_figures(study, out: Path) -> list[Path]:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                fig = getattr(vis, fn)(study)
-                fig.write_html(str(out / f"{name}.html"), include_plotlyjs=True, full_html=True)
-                written.append(out / f"{name}.html")
-                ax = getattr(vis_mpl, fn)(study)
-                first = ax.flat[0] if hasattr(ax, "flat") else ax
-                first.figure.savefig(out / f"{name}.png", dpi=100, bbox_inches="tight")
-                plt.close("all")
-                written.append(out / f"{name}.png")
+                if kinds in ("html", "both"):
+                    import optuna.visualization as vis
+
+                    fig = getattr(vis, fn)(study)
+                    fig.write_html(str(out / f"{name}.html"), include_plotlyjs=True, full_html=True)
+                    written.append(out / f"{name}.html")
+                if kinds in ("png", "both"):
+                    import matplotlib
+
+                    matplotlib.use("Agg")
+                    import matplotlib.pyplot as plt
+                    import optuna.visualization.matplotlib as vis_mpl
+
+                    ax = getattr(vis_mpl, fn)(study)
+                    first = ax.flat[0] if hasattr(ax, "flat") else ax
+                    first.figure.savefig(out / f"{name}.png", dpi=100, bbox_inches="tight")
+                    plt.close("all")
+                    written.append(out / f"{name}.png")
         except Exception as e:  # e.g. importances of a single trial: skip that figure, keep the others
             log.warning("sweep figure %s skipped: %s", name, e)
     return written
