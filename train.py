@@ -6,6 +6,11 @@
 """
 import sys
 
+# Compiled modules are cached in __pycache__ even where PYTHONDONTWRITEBYTECODE is set (some containers set it):
+# without the cache every run recompiles mlflow, sqlalchemy and sklearn from source, +1.5 s on the default job
+# (benchmarks/bench_run_overhead.py). Where the venv is read-only the write fails silently, as it always does.
+sys.dont_write_bytecode = False
+
 if __name__ == "__main__" and sys.argv[1:] in (["--help"], ["-h"]):
     # mediaml's own page, before Hydra is imported (a second of composing for a page that needs no config).
     from mediaml.help import help_text

@@ -1,6 +1,7 @@
 """End-to-end time of the DeepWalk-USS pipeline on real 30Music, and recall against walks per node.
 
     MEDIAML_DATA_DIR=../shared/data python benchmarks/bench_listening_pipeline.py [--walks 20,10,5,2,1] [--maps]
+    MEDIAML_DATA_DIR=../shared/data python benchmarks/bench_listening_pipeline.py --tracking --repeats 3
 
 Each point is the user's command, run as a fresh process and timed from start to exit:
 
@@ -35,12 +36,21 @@ PATTERNS = {"recall": r"objective exp1/recall_at_10 = ([0-9.]+)",
             "w2v_s": r"w2v_s ([0-9.]+)", "walks_s": r"walks_s ([0-9.]+)"}
 
 
-def one_run(walks: int, maps: bool) -> dict[str, float]:
+def one_run(walks: int | None, maps: bool, logger: str = "none", store: str | None = None,
+            out: str | None = None) -> dict[str, float]:
     cmd = [sys.executable, "train.py", "task=listening", "dataset=30music", "model=deepwalk",
-           f"model.walks_per_node={walks}", "logger=none", f"task.maps.enabled={str(maps).lower()}",
-           "model.progress=false", "hydra.job.chdir=false"]
+           f"logger={logger}", f"task.maps.enabled={str(maps).lower()}", "model.progress=false",
+           "hydra.job.chdir=false"]
+    cmd += [f"model.walks_per_node={walks}"] if walks is not None else []
+    cmd += [f"paths.output_root={out}"] if out else []
+    env = os.environ.copy()
+    # As on a user's machine: modules compile once into __pycache__ (PYTHONDONTWRITEBYTECODE, set in some
+    # containers, makes every process recompile mlflow and sklearn: seconds that are not the pipeline's).
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    if store:
+        env["MLFLOW_TRACKING_URI"] = store
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=os.environ.copy())
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         raise SystemExit(f"failed: {' '.join(cmd)}\n{proc.stderr[-3000:]}")
@@ -57,9 +67,13 @@ def main() -> None:
     ap.add_argument("--walks", default="20,10,5,2,1", help="walks per node to run (the first is the reference)")
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--maps", action="store_true", help="include the 2-D refit and maps (the full default command)")
+    ap.add_argument("--tracking", action="store_true",
+                    help="the default command (maps on) tracked vs logger=none, alternating, --repeats pairs")
     args = ap.parse_args()
     if not os.environ.get("MEDIAML_DATA_DIR"):
         raise SystemExit("set MEDIAML_DATA_DIR (e.g. ../shared/data)")
+    if args.tracking:
+        return tracking(max(args.repeats, 1))
     rows = []
     for r in [int(x) for x in args.walks.split(",")]:
         runs = [one_run(r, args.maps) for _ in range(args.repeats)]
@@ -76,6 +90,33 @@ def main() -> None:
         rel = 100 * (row["recall"] - ref) / ref
         print(f"| {row['R']} | {row['wall_s']:.1f} | {row['walks_s']:.2f} | {row['w2v_s']:.1f} | "
               f"{row['recall']:.4f} | {rel:+.1f} % |")
+
+
+def tracking(repeats: int) -> None:
+    """`python train.py task=listening dataset=30music` as a user runs it (MLflow into a sqlite store that
+    exists, made before the timing) against the same command with logger=none, alternating. Word2Vec's own
+    time moves by +-20 % between identical runs (2 gensim threads on 2 cores), so the ratio is also given
+    without it: what the framework adds is wall - w2v_s."""
+    import statistics
+    import tempfile
+
+    sides: dict[str, list[dict[str, float]]] = {"mlflow": [], "none": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        store = f"sqlite:///{tmp}/mlflow.db"
+        subprocess.run([sys.executable, "-c", "import sys; from mlflow.tracking import MlflowClient; "
+                        "MlflowClient(sys.argv[1]).search_experiments()", store], check=True, capture_output=True)
+        for i in range(repeats):
+            for logger in (["mlflow", "none"] if i % 2 == 0 else ["none", "mlflow"]):
+                row = one_run(None, True, logger, store if logger == "mlflow" else None, f"{tmp}/out")
+                sides[logger].append(row)
+                print(f"round {i + 1} logger={logger}: wall {row['wall_s']:.1f} s, Word2Vec (128-D fit) "
+                      f"{row['w2v_s']:.1f} s, recall {row['recall']:.4f}", file=sys.stderr, flush=True)
+    med = {k: {m: statistics.median(r[m] for r in v) for m in ("wall_s", "w2v_s")} for k, v in sides.items()}
+    rest = {k: statistics.median(r["wall_s"] - r["w2v_s"] for r in v) for k, v in sides.items()}
+    print(f"\nlistening default command on 30music, median of {repeats}: tracked {med['mlflow']['wall_s']:.1f} s, "
+          f"logger=none {med['none']['wall_s']:.1f} s, ratio {med['mlflow']['wall_s'] / med['none']['wall_s']:.2f}; "
+          f"without the 128-D Word2Vec fit: {rest['mlflow']:.1f} s vs {rest['none']:.1f} s, "
+          f"ratio {rest['mlflow'] / rest['none']:.2f} (load average {os.getloadavg()[0]:.1f})")
 
 
 if __name__ == "__main__":
