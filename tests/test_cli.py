@@ -102,6 +102,39 @@ data_dir: {tmp_path / 'elsewhere'}
     assert "fix that config's data_dir" in err and "point MEDIAML_DATA_DIR" not in err
 
 
+def test_a_value_of_the_wrong_type_is_refused_before_the_run_opens_naming_the_file_and_its_value(tmp_path):
+    err = _user_error(tmp_path, "task.cv_folds=abc")
+    assert "task.cv_folds='abc': expected an integer (conf/task/genre.yaml has cv_folds: 5)" in err
+    assert len(err.splitlines()) == 1
+    err = _user_error(tmp_path, "model.n_estimators=many")
+    assert "model.n_estimators='many': expected an integer (conf/model/random_forest.yaml has n_estimators: 100)" in err
+    err = _user_error(tmp_path, "task=listening", "dataset=synthetic_listening", "task.maps.enabled=maybe")
+    assert "task.maps.enabled='maybe': expected true or false" in err
+
+
+def test_numbers_stay_numbers_null_and_unset_keys_are_left_to_the_task():
+    from omegaconf import OmegaConf
+
+    from mediaml.config import check_override_types
+    from mediaml.errors import ConfigError
+
+    cfg = OmegaConf.create({"task": {"cv_folds": 0.5, "split": {"test_size": 1}}, "model": {"n_estimators": None,
+                                                                                         "max_depth": "deep"}})
+    choices = {"task": "genre", "model": "random_forest"}
+    # an int key takes a float (scikit-learn's fractions), a float key an int, null passes, max_depth is not in the file
+    check_override_types(cfg, ["task.cv_folds=0.5", "task.split.test_size=1", "model.n_estimators=null",
+                               "++model.max_depth=deep", "model=random_forest", "~task.scaler"], choices)
+    cfg.task.split.test_size = "1e-1"  # an interpolated number arrives as text
+    check_override_types(cfg, ["task.split.test_size=${oc.env:X}"], choices)
+    cfg.task.split.test_size = "a fifth"
+    try:
+        check_override_types(cfg, ["task.split.test_size=a fifth"], choices)
+    except ConfigError as e:
+        assert "expected a number (conf/task/genre.yaml has test_size: 0.2)" in str(e)
+    else:
+        raise AssertionError("a text where the file has a number was taken")
+
+
 def test_dev_run_installs_once_and_again_only_when_pyproject_changes(tmp_path):
     """`./dev run` makes the venv and installs, then runs train.py with the overrides; a second call skips the
     install; an edit of pyproject.toml redoes it. (A copy of the script in a scratch checkout whose venv's pip
