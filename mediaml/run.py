@@ -17,7 +17,6 @@ from hydra.utils import get_class
 from omegaconf import DictConfig
 
 from mediaml import quiet
-from mediaml.config import check_override_types
 from mediaml.pruning import is_pruned, tell_pruned, tell_result
 from mediaml.tasks.base import Task
 from mediaml.threads import cap_threads, resolve as resolve_threads
@@ -73,8 +72,6 @@ def run(cfg: DictConfig) -> float:
     cap_threads(resolve_threads(cfg.get("n_threads")))
     quiet.install()  # third-party lines known not to apply to a run: filtered, each with its reason
     seed_everything(int(cfg.seed))
-    info = hydra_info()
-    check_override_types(cfg, info.get("overrides", []), info.get("choices", {}))  # the user's typing, before any work
     task = build_task(cfg)
     task.check_inputs()  # missing files stop the run here, before any work or tracking
     resume = task.resume_run_id()  # a resumed checkpoint's run goes on, one history

@@ -115,7 +115,7 @@ def test_a_value_of_the_wrong_type_is_refused_before_the_run_opens_naming_the_fi
 def test_numbers_stay_numbers_null_and_unset_keys_are_left_to_the_task():
     from omegaconf import OmegaConf
 
-    from mediaml.config import check_override_types
+    from mediaml.tasks.base import check_override_types
     from mediaml.errors import ConfigError
 
     cfg = OmegaConf.create({"task": {"cv_folds": 0.5, "split": {"test_size": 1}}, "model": {"n_estimators": None,

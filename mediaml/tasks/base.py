@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from mediaml.config import PROJECT_ROOT
 from mediaml.errors import ConfigError, DataError
@@ -40,6 +40,72 @@ def models_of_task(task: str, conf_dir: Path = PROJECT_ROOT / "conf") -> list[st
     return [name for name in raw if task in tasks_of(name)]
 
 
+# -- values typed on the command line ------------------------------------------------------------------
+CHECKED_GROUPS = ("task", "dataset", "model")  # our configs; trainer keys take Lightning's mixed types ("auto", 16)
+
+
+def check_override_types(cfg: DictConfig, overrides: list[str], choices: dict[str, str]) -> None:
+    """A value given on the command line for a task, dataset or model key that cannot be what the chosen
+    config file has there (a number, a true/false) stops the job before its run opens, as the user's error:
+    `task.cv_folds=abc: expected an integer (conf/task/genre.yaml has cv_folds: 5)` instead of a traceback from
+    deep inside the task or scikit-learn, after a run opened. Numbers stay numbers (an int key takes a float:
+    scikit-learn reads min_samples_split=0.1 as a fraction), null is left to the task, and a key the file does
+    not set is not checked."""
+    for override in overrides:
+        key, eq, _ = override.partition("=")
+        key = key.lstrip("+")
+        group = key.split(".", 1)[0]
+        if not eq or key.startswith("~") or "." not in key or group not in CHECKED_GROUPS or not choices.get(group):
+            continue
+        ref = _reference(group, str(choices[group]))
+        if ref is None:
+            continue
+        file, values = ref
+        default = values
+        for part in key.split("."):
+            default = default.get(part) if isinstance(default, dict) else None
+        value = OmegaConf.select(cfg, key, default=None, throw_on_resolution_failure=False)
+        expected = _type_mismatch(default, value)
+        if expected:
+            raise ConfigError(f"{key}={value!r}: expected {expected} ({file} has "
+                              f"{key.rsplit('.', 1)[-1]}: {OmegaConf.to_yaml({'v': default}).strip()[3:]})")
+
+
+def _type_mismatch(default: Any, value: Any) -> str | None:
+    """What `value` should have been, or None when it can stand where the file has `default`."""
+    if value is None or default is None or isinstance(default, str) and "${" in default:
+        return None
+    if isinstance(default, bool):
+        return None if isinstance(value, bool) else "true or false"
+    if isinstance(default, (int, float)):
+        if isinstance(value, bool) or isinstance(value, (list, dict, DictConfig, ListConfig)):
+            return "an integer" if isinstance(default, int) else "a number"
+        if isinstance(value, str):
+            try:
+                float(value)
+            except ValueError:
+                return "an integer" if isinstance(default, int) else "a number"
+    return None
+
+
+_REFERENCES: dict[tuple[str, str], tuple[str, dict] | None] = {}
+
+
+def _reference(group: str, choice: str, conf_dir: Path = PROJECT_ROOT / "conf") -> tuple[str, dict] | None:
+    """(`conf/<group>/<choice>.yaml`, its values as the job's config nests them), unresolved; None when the
+    option is not one of ours (a user's config folder on hydra.searchpath). Read once per process."""
+    if (group, choice) not in _REFERENCES:
+        path = conf_dir / group / f"{choice}.yaml"
+        ref = None
+        if path.is_file():
+            text = path.read_text()
+            data = OmegaConf.to_container(OmegaConf.create(text), resolve=False) or {}
+            data.pop("defaults", None)
+            ref = (f"conf/{group}/{choice}.yaml", data if "@package _global_" in text else {group: data})
+        _REFERENCES[(group, choice)] = ref
+    return _REFERENCES[(group, choice)]
+
+
 @contextlib.contextmanager
 def user_errors_unwrapped():
     """Hydra's instantiate wraps what a class raises in an InstantiationException: a config value the class
@@ -59,6 +125,8 @@ class Task(abc.ABC):
 
     def __init__(self, cfg: DictConfig):
         self.cfg = cfg
+        info = hydra_info()
+        check_override_types(cfg, info.get("overrides", []), info.get("choices", {}))  # the user's typing
         allowed = cfg.dataset.get("tasks") if cfg.get("dataset") is not None else None
         if allowed is not None and cfg.task.name not in allowed:
             raise ConfigError(f"dataset={cfg.dataset.name} is for task(s) {list(allowed)}, "
