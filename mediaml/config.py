@@ -58,4 +58,3 @@ def flatten(cfg: DictConfig | ListConfig | dict | list, prefix: str = "") -> dic
 
     walk(container, prefix)
     return out
-

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import functools
 import os
 from pathlib import Path
 from typing import Any
@@ -78,32 +79,28 @@ def _type_mismatch(default: Any, value: Any) -> str | None:
     if isinstance(default, bool):
         return None if isinstance(value, bool) else "true or false"
     if isinstance(default, (int, float)):
-        if isinstance(value, bool) or isinstance(value, (list, dict, DictConfig, ListConfig)):
-            return "an integer" if isinstance(default, int) else "a number"
+        kind = "an integer" if isinstance(default, int) else "a number"
+        if isinstance(value, (bool, list, dict, DictConfig, ListConfig)):
+            return kind
         if isinstance(value, str):
             try:
                 float(value)
             except ValueError:
-                return "an integer" if isinstance(default, int) else "a number"
+                return kind
     return None
 
 
-_REFERENCES: dict[tuple[str, str], tuple[str, dict] | None] = {}
-
-
+@functools.lru_cache(maxsize=None)
 def _reference(group: str, choice: str, conf_dir: Path = PROJECT_ROOT / "conf") -> tuple[str, dict] | None:
     """(`conf/<group>/<choice>.yaml`, its values as the job's config nests them), unresolved; None when the
     option is not one of ours (a user's config folder on hydra.searchpath). Read once per process."""
-    if (group, choice) not in _REFERENCES:
-        path = conf_dir / group / f"{choice}.yaml"
-        ref = None
-        if path.is_file():
-            text = path.read_text()
-            data = OmegaConf.to_container(OmegaConf.create(text), resolve=False) or {}
-            data.pop("defaults", None)
-            ref = (f"conf/{group}/{choice}.yaml", data if "@package _global_" in text else {group: data})
-        _REFERENCES[(group, choice)] = ref
-    return _REFERENCES[(group, choice)]
+    path = conf_dir / group / f"{choice}.yaml"
+    if not path.is_file():
+        return None
+    text = path.read_text()
+    data = OmegaConf.to_container(OmegaConf.create(text), resolve=False) or {}
+    data.pop("defaults", None)
+    return f"conf/{group}/{choice}.yaml", data if "@package _global_" in text else {group: data}
 
 
 @contextlib.contextmanager
@@ -133,7 +130,7 @@ class Task(abc.ABC):
                               f"not task={cfg.task.name}")
         model_tasks = cfg.model.get("tasks") if cfg.get("model") is not None else None
         if model_tasks is not None and cfg.task.name not in model_tasks:
-            choice = hydra_info().get("choices", {}).get("model") or cfg.model.get("_target_")
+            choice = info.get("choices", {}).get("model") or cfg.model.get("_target_")
             raise ConfigError(f"model={choice} is for task(s) {list(model_tasks)}, not task={cfg.task.name}; "
                               f"the models of task={cfg.task.name}: {', '.join(models_of_task(cfg.task.name))}")
 
