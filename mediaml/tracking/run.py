@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from mediaml.config import PROJECT_ROOT, flatten
 from mediaml.errors import ConfigError
 from mediaml.threads import resolve as resolve_threads
+from mediaml.tracking import agent
 from mediaml.tracking.store import ensure_experiment, resolve_tracking_uri, restore_uri_env, store_errors_named
 from mediaml.tracking.tracker import POLICIES, Tracker
 from hydra_plugins.mediaml_optuna_sweeper.config import TRIAL_NUMBER_ENV
@@ -261,36 +262,26 @@ def tracked_run(cfg: DictConfig, output_dir: Path, description: str | None = Non
         yield tracker
         return
 
-    import mlflow
-
     uri = resolve_tracking_uri(cfg.logger.tracking_uri, cfg.logger.store_dir)
     # mlflow.set_tracking_uri also exports MLFLOW_TRACKING_URI; restored at the end, so the next in-process
     # sweep job composes the same config (and params) as the first.
     env_uri = os.environ.get("MLFLOW_TRACKING_URI")
-    mlflow.set_tracking_uri(uri)
     tags = run_tags(cfg, output_dir)
     params, machine_tags = experiment_params(job_cfg)
     tags.update(machine_tags)
     tags["mediaml.identity"] = identity_of(params, cfg)  # from the params: one flattening per run
+    name = cfg.logger.run_name or run_name(tags, hydra_info().get("overrides"))
     with store_errors_named(uri):  # a store that cannot be opened or written stops the job here, named
-        experiment_id = ensure_experiment(uri, cfg.logger.store_dir, cfg.logger.experiment_name, description)
-        close_dead_runs(uri, experiment_id)
-        if resume_run_id:
-            wanted, resume_run_id = resume_run_id, _resumable(uri, experiment_id, resume_run_id)
-            if resume_run_id is None:
-                tags["mediaml.resumed_from"] = wanted
-        if resume_run_id:
-            params, tags = _resumed(uri, resume_run_id, params, tags)
-            run = mlflow.start_run(run_id=resume_run_id, tags=tags)
-        else:
-            run = mlflow.start_run(experiment_id=experiment_id, tags=tags,
-                                   run_name=cfg.logger.run_name or run_name(tags, hydra_info().get("overrides")))
-    tracker = Tracker(output_dir, run.info.run_id, tracking_uri=uri, experiment_name=cfg.logger.experiment_name)
+        # Here, or in the sweep's tracking process (mediaml.tracking.agent): the run's id is waited for.
+        run_id, experiment_id, artifact_uri, params, resumed = agent.call(
+            uri, open_run, uri, cfg.logger.store_dir, cfg.logger.experiment_name, description, tags, params, name,
+            resume_run_id)
+    tracker = Tracker(output_dir, run_id, tracking_uri=uri, experiment_name=cfg.logger.experiment_name)
     tracker.model_policy, tracker.figure_policy = models, figures
     tracker.experiment_id = experiment_id
-    tracker.artifact_uri = run.info.artifact_uri
+    tracker.artifact_uri = artifact_uri
     tracker.defer = True  # scalar metrics go out when the run ends, the objective first (Tracker.flush)
-    log.info("MLflow run %s%s in experiment %r at %s", run.info.run_id, " (resumed)" if resume_run_id else "",
+    log.info("MLflow run %s%s in experiment %r at %s", run_id, " (resumed)" if resumed else "",
              cfg.logger.experiment_name, uri)
     status, error = "FAILED", None
     try:
@@ -324,10 +315,39 @@ def tracked_run(cfg: DictConfig, output_dir: Path, description: str | None = Non
             log.error("could not log the run's metrics: %s", e)
             flush_error = e if status == "FINISHED" else None  # else the task's own error is on its way
             status, error = "FAILED", error or _one_line(e)
-        _end_run(run.info.run_id, status, output_dir, error)
+        try:
+            agent.call_after_errors(uri, _end_run, run_id, status, output_dir, error)
+        except Exception as e:  # noqa: BLE001 - an earlier call's error, or the tracking process gone
+            log.error("could not end MLflow run %s: %s", run_id, e)
         restore_uri_env(env_uri)
         if flush_error is not None:  # the task finished but its results did not reach the store: not a success
             raise flush_error
+
+
+def open_run(uri: str, store_dir: str, experiment_name: str, description: str | None, tags: dict[str, str],
+             params: dict, name: str, resume_run_id: str | None = None) -> tuple:
+    """Start the job's run (the experiment made if needed, runs of dead processes closed first, a checkpoint's
+    run resumed): (run id, experiment id, artifact URI, the params still to log, resumed?). Run by
+    mediaml.tracking.agent: in the job's process, or in its sweep's tracking process."""
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    from mediaml.tracking.sweep import PARENT_ENV
+
+    if "sweep.id" in tags and "mlflow.parentRunId" not in tags and os.environ.get(PARENT_ENV):
+        tags = {**tags, "mlflow.parentRunId": os.environ[PARENT_ENV]}  # the sweep's parent, made in this process
+    experiment_id = ensure_experiment(uri, store_dir, experiment_name, description)
+    close_dead_runs(uri, experiment_id)
+    if resume_run_id:
+        wanted, resume_run_id = resume_run_id, _resumable(uri, experiment_id, resume_run_id)
+        if resume_run_id is None:
+            tags = {**tags, "mediaml.resumed_from": wanted}
+    if resume_run_id:
+        params, tags = _resumed(uri, resume_run_id, params, tags)
+        run = mlflow.start_run(run_id=resume_run_id, tags=tags)
+    else:
+        run = mlflow.start_run(experiment_id=experiment_id, tags=tags, run_name=name)
+    return run.info.run_id, experiment_id, run.info.artifact_uri, params, bool(resume_run_id)
 
 
 def _resumable(uri: str, experiment_id: str, run_id: str) -> str | None:

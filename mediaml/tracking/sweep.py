@@ -67,27 +67,51 @@ def split_overrides(config: DictConfig) -> tuple[dict[str, str], dict[str, str]]
 
 
 class SweepParentRun(Callback):
-    """Hydra callback: the parent run of a multirun (see the module docstring)."""
+    """Hydra callback: the parent run of a multirun (see the module docstring). With a tracking process
+    (mediaml.tracking.agent, `logger.agent`), the parent is made, summarised and ended there: this callback tells
+    it when, and an instance of its own does the work there."""
 
     def __init__(self) -> None:
         self.client = None
         self.run_id: str | None = None
         self._ended = False
         self._before: tuple | None = None
+        self.config: DictConfig | None = None  # the sweep's settings (in the tracking process: what it was sent)
+        self.agent = None  # the tracking process, when one logs this sweep
+        self.uri: str | None = None
 
     # -- start -----------------------------------------------------------------------------------
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         if not config.logger.get("enabled", False):
             return
+        from mediaml.tracking import agent
+
+        here = {"mediaml.host": socket.gethostname(), "mediaml.pid": str(os.getpid())}
+        self.uri = resolve_tracking_uri(config.logger.tracking_uri, config.logger.store_dir)
+        if agent.wanted(config):
+            swept, _ = split_overrides(config)
+            os.environ[SWEPT_ENV] = ",".join(swept) if not is_optuna(config) else ""
+            self.agent = agent.start()
+            # Not waited for: the first job's run waits for it, after Hydra composed that job and its task started.
+            agent.send(self.uri, _start_in_agent, sweep_settings(config), here)
+        else:
+            self.start(config, here)
+        self._ended = False
+        atexit.register(self._end_at_exit)
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
+
+    def start(self, config: DictConfig, here: dict[str, str]) -> None:
+        """Make (or find, for a rerun or another worker of the same sweep) the parent run; its id to the jobs."""
         from mlflow.tracking import MlflowClient
 
+        self.config = config
         uri = resolve_tracking_uri(config.logger.tracking_uri, config.logger.store_dir)
         experiment_id = ensure_experiment(uri, config.logger.store_dir, config.logger.experiment_name)
         self.client = client = MlflowClient(uri)
         sweep_id = sweep_id_of(config)
         swept, fixed = split_overrides(config)
         optuna_sweep = is_optuna(config)
-        here = {"mediaml.host": socket.gethostname(), "mediaml.pid": str(os.getpid())}
         query = f"tags.`{ROLE_TAG}` = 'sweep' and tags.`sweep.id` = '{sweep_id}'"
         found = client.search_runs([experiment_id], query, max_results=1, order_by=["attributes.start_time ASC"])
         self._before = None
@@ -126,9 +150,6 @@ class SweepParentRun(Callback):
         os.environ[PARENT_ENV] = self.run_id
         os.environ[SWEPT_ENV] = ",".join(swept) if not optuna_sweep else ""
         self._ended = False
-        atexit.register(self._end_at_exit)
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
 
     @staticmethod
     def _params(config: DictConfig, swept: dict[str, str], fixed: dict[str, str]) -> dict[str, Any]:
@@ -151,13 +172,30 @@ class SweepParentRun(Callback):
 
     # -- end -------------------------------------------------------------------------------------
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        if self.run_id is None:
+        if self.agent is not None:
+            from mediaml.tracking import agent
+
+            try:
+                block = agent.call_after_errors(self.uri, _end_in_agent)
+            finally:
+                self._ended = True
+                os.environ.pop(SWEPT_ENV, None)
+                agent.stop()  # everything logged before the sweep's process returns
+            if block:
+                print("\n" + block, flush=True)
             return
+        block = self.finish(config)
+        if block:
+            print("\n" + block, flush=True)
+
+    def finish(self, config: DictConfig) -> str | None:
+        """Summarise the sweep on its parent run and end it FINISHED; the block the sweep ends with."""
+        if self.run_id is None:
+            return None
         try:
-            block = summarise(self.client, self.run_id, config)
+            return summarise(self.client, self.run_id, config)
         finally:
             self._end("FINISHED")
-        print("\n" + block, flush=True)
 
     def _end(self, status: str) -> None:
         if self._ended or self.run_id is None:
@@ -170,9 +208,25 @@ class SweepParentRun(Callback):
 
     def _end_at_exit(self) -> None:
         """The sweep did not reach on_multirun_end: Ctrl-C / SIGTERM (KILLED) or an error (FAILED)."""
+        status = "KILLED" if isinstance(getattr(sys, "last_value", None), KeyboardInterrupt) else "FAILED"
+        if self.agent is not None:
+            from mediaml.tracking import agent
+
+            try:
+                if not self._ended:
+                    self._ended = True
+                    agent.call_after_errors(self.uri, _abort_in_agent, status)
+            except Exception as e:  # noqa: BLE001 - the store may be what failed; nothing more to do at exit
+                log.error("could not close the sweep parent run: %s", e)
+            finally:
+                agent.stop()
+            return
+        self.abort(status)
+
+    def abort(self, status: str) -> None:
+        """End the parent `status`, unless this invocation ran no job (the parent stays as it was)."""
         if self._ended or self.run_id is None:
             return
-        status = "KILLED" if isinstance(getattr(sys, "last_value", None), KeyboardInterrupt) else "FAILED"
         try:
             if self._before is not None and self._before[0] in ("FINISHED", "FAILED", "KILLED"):
                 previous, n_kids, experiment_id = self._before
@@ -181,6 +235,38 @@ class SweepParentRun(Callback):
             self._end(status)
         except Exception:  # the store may be what failed; nothing more to do at exit
             log.exception("could not close the sweep parent run")
+
+
+# -- the parent run in the tracking process (mediaml.tracking.agent) -------------------------------------------
+_in_agent: SweepParentRun | None = None
+
+
+def sweep_settings(config: DictConfig) -> dict:
+    """What the parent run needs of the sweep's config, resolved here (Hydra's resolvers and the sweep's own
+    values: its folder's timestamp) for the tracking process."""
+    def plain(node):
+        return OmegaConf.to_container(node, resolve=True)
+
+    return {"logger": plain(config.logger), "paths": {"output_root": str(config.paths.output_root)},
+            "task": {"name": str(config.task.name), "objective": plain(config.task.objective)},
+            "hydra": {"sweep": {"dir": str(config.hydra.sweep.dir)},
+                      "overrides": {"task": list(config.hydra.overrides.task)},
+                      "sweeper": plain(config.hydra.sweeper)}}
+
+
+def _start_in_agent(settings: dict, here: dict[str, str]) -> None:
+    global _in_agent
+    _in_agent = SweepParentRun()
+    _in_agent.start(OmegaConf.create(settings), here)
+
+
+def _end_in_agent() -> str | None:
+    return _in_agent.finish(_in_agent.config) if _in_agent is not None else None
+
+
+def _abort_in_agent(status: str) -> None:
+    if _in_agent is not None:
+        _in_agent.abort(status)
 
 
 def elect_parent(client, experiment_id: str, query: str, mine: str) -> str:

@@ -14,6 +14,8 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from mediaml.tracking import agent
+
 log = logging.getLogger(__name__)
 
 def _to_store(method):
@@ -68,16 +70,14 @@ class Tracker:
         return self.run_id is not None
 
     # -- scalars -----------------------------------------------------------------------------
+    # Each call to the store is a module-level function below, run by mediaml.tracking.agent: here, or in the
+    # sweep's tracking process when one runs (`send`: not waited for, in order; `call`: waited for).
     @_to_store
     def log_params(self, params: dict[str, Any]) -> None:
         if not self.active:
             return
-        import mlflow
-
         clean = {k: _param_value(v) for k, v in params.items()}
-        items = list(clean.items())
-        for i in range(0, len(items), 100):  # MLflow takes at most 100 params per batch
-            mlflow.log_params(dict(items[i : i + 100]), run_id=self.run_id)
+        agent.send(self.tracking_uri, _log_params, self.tracking_uri, self.run_id, clean)
 
     @_to_store
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
@@ -87,62 +87,34 @@ class Tracker:
             if step is None and self.defer:
                 self._pending.update(clean)
                 return
-            import mlflow
-
-            mlflow.log_metrics(clean, step=step, run_id=self.run_id)
+            agent.send(self.tracking_uri, _log_metrics, self.tracking_uri, self.run_id, list(clean.items()), step,
+                       int(time.time() * 1000))
 
     @_to_store
     def flush(self, first: Sequence[str] = ()) -> None:
-        """Send the deferred scalar metrics, the keys in `first` before the others."""
-        if not (self.active and self._pending):
+        """Send the deferred scalar metrics, the keys in `first` before the others, and wait until the store has
+        everything this run sent (an earlier call's error is raised here)."""
+        if not self.active:
             return
-        import mlflow
-
         keys = [k for k in first if k in self._pending] + [k for k in self._pending if k not in first]
         items = [(k, self._pending[k]) for k in keys]
-        for i in range(0, len(items), 1000):  # MLflow takes at most 1000 metrics per batch
-            mlflow.log_metrics(dict(items[i:i + 1000]), run_id=self.run_id)
         self._pending.clear()
+        agent.call_after_errors(self.tracking_uri, _log_metrics, self.tracking_uri, self.run_id, items, None,
+                                int(time.time() * 1000))
 
     @_to_store
     def set_tags(self, tags: dict[str, Any]) -> None:
         if self.active:  # this tracker's run, whichever run the fluent API has active
-            from mlflow.entities import RunTag
-            from mlflow.tracking import MlflowClient
-
-            MlflowClient(self.tracking_uri).log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+            agent.send(self.tracking_uri, _set_tags, self.tracking_uri, self.run_id,
+                       {k: str(v) for k, v in tags.items()})
 
     @_to_store
     def log_input(self, name: str, digest: str, source: str | None = None, generator: str | None = None) -> None:
         """The data set the run reads, shown in MLflow's Datasets column: a file or folder, or the code that
         generates a synthetic one."""
-        if not self.active:
-            return
-        import mlflow
-        from mlflow.data.meta_dataset import MetaDataset
-        from mlflow.exceptions import MlflowException
-
-        if source is not None:
-            from mlflow.data.dataset_source_registry import resolve_dataset_source
-
-            src = resolve_dataset_source(Path(source).resolve().as_uri())
-        else:
-            from mlflow.data.code_dataset_source import CodeDatasetSource
-
-            src = CodeDatasetSource(tags={"generator": generator or "unknown"})
-        dataset = MetaDataset(source=src, name=name, digest=digest)
-        for attempt in range(3):
-            try:
-                mlflow.log_input(dataset, context="data")
-                return
-            except MlflowException as e:
-                # The tracking server looks the data set up, then inserts it: jobs that start together race
-                # between the two and the loser gets a unique-key violation. The row exists then, so the
-                # retry finds it (seen with eight jobs on one PostgreSQL-backed server).
-                if attempt == 2 or not any(s in str(e) for s in ("UniqueViolation", "duplicate key",
-                                                                 "UNIQUE constraint failed")):
-                    raise
-                time.sleep(0.2 * (attempt + 1))
+        if self.active:
+            agent.send(self.tracking_uri, _log_input, self.tracking_uri, self.run_id, name, digest,
+                       None if source is None else str(Path(source).resolve()), generator)
 
     # -- files -------------------------------------------------------------------------------
     def path(self, name: str) -> Path:
@@ -156,30 +128,9 @@ class Tracker:
         """Log an existing file or folder under `artifact_path` in the run. Into a store whose artifacts are a
         folder on the same disk (the project's sqlite store, a local file store) the file is hard-linked, not
         copied: written once, seen in both the job folder and the run (a checkpoint is not stored twice)."""
-        if not self.active:
-            return
-        import mlflow
-
-        local_path = Path(local_path)
-        root = self._local_artifact_root()
-        if root is not None and _link_into(local_path, root / (artifact_path or "")):
-            return
-        if local_path.is_dir():
-            mlflow.log_artifacts(str(local_path), artifact_path=artifact_path, run_id=self.run_id)
-        else:
-            mlflow.log_artifact(str(local_path), artifact_path=artifact_path, run_id=self.run_id)
-
-    def _local_artifact_root(self) -> Path | None:
-        """The run's artifact folder when it is a local path (file:// or a plain path), else None (a server,
-        mlflow-artifacts:, s3: ...)."""
-        uri = self.artifact_uri
-        if not uri:
-            return None
-        if uri.startswith("file://"):
-            from urllib.parse import unquote, urlparse
-
-            return Path(unquote(urlparse(uri).path))
-        return Path(uri) if uri.startswith("/") else None
+        if self.active:
+            agent.send(self.tracking_uri, _log_artifact, self.tracking_uri, self.run_id, self.artifact_uri,
+                       str(local_path), artifact_path)
 
     def _logged(self, name: str) -> Path:
         p = self.path(name)
@@ -293,11 +244,11 @@ class Tracker:
             return None
         reqs = list(pip_requirements) if pip_requirements is not None else None
         if self.active and self.model_policy == "all":
-            info = log_sklearn_model(model, name, self.run_id, input_example, predict_fn, reqs)
+            stored = agent.call(self.tracking_uri, _log_model_now, self.tracking_uri, model, name, self.run_id,
+                                input_example, predict_fn, reqs)
             # Written once: into a store on this disk, the job folder links to the logged model's files (an
             # MLflow model folder: mlflow.sklearn.load_model(<job>/artifacts/<name>)), else keeps a joblib copy.
-            stored = self._local_model_dir(info)
-            if stored is not None and _link_into(stored, self.path(name)):
+            if stored is not None and _link_into(Path(stored), self.path(name)):
                 return self.path(name)
         local = self.path(f"{name}.joblib")
         _pickle(model, local)
@@ -306,21 +257,6 @@ class Tracker:
                     self.path(f"{name}.logging.joblib"))
             self.set_tags({PENDING_MODEL_TAG: json.dumps({"kind": "sklearn", "name": name, "path": str(local)})})
         return local
-
-    def _local_model_dir(self, info) -> Path | None:
-        """The folder of a logged model's files when the store keeps them on this disk."""
-        try:
-            from mlflow.tracking import MlflowClient
-
-            location = MlflowClient(self.tracking_uri).get_logged_model(info.model_id).artifact_location
-        except Exception:  # an older store without logged models: keep the joblib copy
-            return None
-        if location.startswith("file://"):
-            from urllib.parse import unquote, urlparse
-
-            location = unquote(urlparse(location).path)
-        path = Path(location)
-        return path if path.is_absolute() and path.is_dir() else None
 
     @_to_store
     def log_checkpoints(self, paths: Iterable[str | Path], artifact_path: str = "checkpoints") -> None:
@@ -334,6 +270,111 @@ class Tracker:
             return
         for p in paths:
             self.log_artifact(p, artifact_path)
+
+
+# -- the calls to the store (mediaml.tracking.agent runs them, here or in a sweep's tracking process) --------------
+def _client(uri: str | None):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(uri)
+
+
+def _log_params(uri: str | None, run_id: str, params: dict[str, str]) -> None:
+    from mlflow.entities import Param
+
+    items = [Param(k, v) for k, v in params.items()]
+    for i in range(0, len(items), 100):  # MLflow takes at most 100 params per batch
+        _client(uri).log_batch(run_id, params=items[i:i + 100])
+
+
+def _log_metrics(uri: str | None, run_id: str, items: list[tuple[str, float]], step: int | None,
+                 timestamp: int) -> None:
+    from mlflow.entities import Metric
+
+    metrics = [Metric(k, v, timestamp, step or 0) for k, v in items]
+    for i in range(0, len(metrics), 1000):  # MLflow takes at most 1000 metrics per batch
+        _client(uri).log_batch(run_id, metrics=metrics[i:i + 1000])
+
+
+def _set_tags(uri: str | None, run_id: str, tags: dict[str, str]) -> None:
+    from mlflow.entities import RunTag
+
+    _client(uri).log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+
+
+def _log_input(uri: str | None, run_id: str, name: str, digest: str, source: str | None,
+               generator: str | None) -> None:
+    from mlflow.data.meta_dataset import MetaDataset
+    from mlflow.entities import DatasetInput, InputTag
+    from mlflow.exceptions import MlflowException
+    from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+    if source is not None:
+        from mlflow.data.dataset_source_registry import resolve_dataset_source
+
+        src = resolve_dataset_source(Path(source).as_uri())
+    else:
+        from mlflow.data.code_dataset_source import CodeDatasetSource
+
+        src = CodeDatasetSource(tags={"generator": generator or "unknown"})
+    dataset = MetaDataset(source=src, name=name, digest=digest)
+    inputs = [DatasetInput(dataset._to_mlflow_entity(), tags=[InputTag(MLFLOW_DATASET_CONTEXT, "data")])]
+    for attempt in range(3):
+        try:
+            _client(uri).log_inputs(run_id, datasets=inputs)
+            return
+        except MlflowException as e:
+            # The tracking server looks the data set up, then inserts it: jobs that start together race
+            # between the two and the loser gets a unique-key violation. The row exists then, so the
+            # retry finds it (seen with eight jobs on one PostgreSQL-backed server).
+            if attempt == 2 or not any(s in str(e) for s in ("UniqueViolation", "duplicate key",
+                                                             "UNIQUE constraint failed")):
+                raise
+            time.sleep(0.2 * (attempt + 1))
+
+
+def _log_artifact(uri: str | None, run_id: str, artifact_uri: str | None, local_path: str,
+                  artifact_path: str | None) -> None:
+    local = Path(local_path)
+    root = local_artifact_root(artifact_uri)
+    if root is not None and _link_into(local, root / (artifact_path or "")):
+        return
+    if local.is_dir():
+        _client(uri).log_artifacts(run_id, str(local), artifact_path)
+    else:
+        _client(uri).log_artifact(run_id, str(local), artifact_path)
+
+
+def local_artifact_root(uri: str | None) -> Path | None:
+    """A run's artifact folder when it is a local path (file:// or a plain path), else None (a server,
+    mlflow-artifacts:, s3: ...)."""
+    if not uri:
+        return None
+    if uri.startswith("file://"):
+        from urllib.parse import unquote, urlparse
+
+        return Path(unquote(urlparse(uri).path))
+    return Path(uri) if uri.startswith("/") else None
+
+
+def _log_model_now(uri: str | None, model, name: str, run_id: str, input_example, predict_fn: str,
+                   reqs: list[str] | None) -> str | None:
+    """log_sklearn_model into a running run; the folder of the logged model's files when the store keeps them on
+    this disk (the job folder links to them), else None."""
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)  # mlflow.sklearn.log_model writes through the fluent API's store
+    info = log_sklearn_model(model, name, run_id, input_example, predict_fn, reqs)
+    try:
+        location = _client(uri).get_logged_model(info.model_id).artifact_location
+    except Exception:  # an older store without logged models: keep the joblib copy
+        return None
+    if location.startswith("file://"):
+        from urllib.parse import unquote, urlparse
+
+        location = unquote(urlparse(location).path)
+    path = Path(location)
+    return str(path) if path.is_absolute() and path.is_dir() else None
 
 
 # The model a run kept for the sweep's end (logger.log_model=best): what and where, as JSON.

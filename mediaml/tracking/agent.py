@@ -1,0 +1,312 @@
+"""A sweep's tracking process: the MLflow calls of a sweep whose jobs run in this process, made by a second one.
+
+    python train.py -m hparams_search=genre_optuna dataset=spotify_cs98x      # logger.agent=auto: on here
+
+Why: in a small sweep the framework's fixed cost is mostly MLflow's own: importing it and opening its store
+(~1.9 s, the import of its SQLAlchemy store and alembic), the parent run's election, and at the end the sweep's
+figures and the best trial's figures and model (~2 s). Hydra's basic launcher runs the jobs one after another in
+the sweep's process, which keeps one core busy with the fits; this process takes the tracking to the other core.
+It is started when the sweep starts (mediaml.tracking.sweep.SweepParentRun), imports MLflow and opens the store
+while Hydra composes the first job and the task imports its libraries, and then logs what the jobs send it while
+they fit (benchmarks/bench_sweep_overhead.py measures the whole).
+
+How: the jobs' code is the same with or without it. `call(uri, fn, *args)` and `send(uri, fn, *args)` run `fn`
+(a module-level function: pickled by name) here when no agent runs for this process, and in the agent when one
+does: `call` waits for the result (a run's id when it opens, its end), `send` does not (params, metrics, tags,
+artifacts: they are done in order, before any later `call`). An error of a `send` is raised by the next `call`,
+so a run whose params could not be written still ends FAILED, naming the store. The agent ignores SIGINT and
+SIGTERM: the sweep's process decides what Ctrl-C or a scheduler's SIGTERM mean (runs ended KILLED) and tells it;
+it ends when the sweep's process closes it, or when that process dies (its socket closes): what was sent is
+logged first. Its log records are re-emitted in the sweep's process (Hydra's console and log file).
+
+`logger.agent`: auto (on for a tracked multirun on Hydra's basic launcher) | true | false. Parallel launchers
+(joblib, submitit) run jobs in processes of their own: each tracks itself, as single runs do.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import signal
+import socket
+import subprocess
+import sys
+import time
+import traceback
+from multiprocessing.connection import Connection
+
+log = logging.getLogger(__name__)
+
+BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
+_agent: "Agent | None" = None
+
+
+class AgentError(RuntimeError):
+    """The tracking process could not be reached or ended before it was closed."""
+
+
+def current() -> "Agent | None":
+    return _agent
+
+
+def call(uri: str | None, fn, *args, **kwargs):
+    """`fn(*args, **kwargs)`, in this sweep's tracking process if one runs, else here; its result. If a call
+    sent earlier failed, `fn` is not run: that error is raised (a run is not opened after its store failed)."""
+    if _agent is None:
+        return fn(*args, **kwargs)
+    return _agent.call(uri, fn, args, kwargs, after_errors=False)
+
+
+def call_after_errors(uri: str | None, fn, *args, **kwargs):
+    """Like `call`, but `fn` runs even after a sent call failed (ending a run: it must end, FAILED); the earlier
+    error is raised after it, unless `fn` raises its own."""
+    if _agent is None:
+        return fn(*args, **kwargs)
+    return _agent.call(uri, fn, args, kwargs, after_errors=True)
+
+
+def send(uri: str | None, fn, *args, **kwargs) -> None:
+    """Like `call`, without waiting when the agent runs: an error is raised by the next `call`."""
+    if _agent is None:
+        fn(*args, **kwargs)
+    else:
+        _agent.send(uri, fn, args, kwargs)
+
+
+def wanted(config) -> bool:
+    """`logger.agent` for this multirun: auto = tracked and on Hydra's basic launcher (the jobs run here)."""
+    value = config.logger.get("agent", "auto")
+    basic = str(config.hydra.launcher.get("_target_", "")) == BASIC_LAUNCHER
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return bool(config.logger.get("enabled", False)) and basic
+    if value not in (True, False):
+        from mediaml.errors import ConfigError
+
+        raise ConfigError(f"logger.agent={value!r}: expected auto, true or false")
+    if value and not basic:
+        log.warning("logger.agent=true: the jobs of this launcher run in processes of their own, each tracks "
+                    "itself (no tracking process)")
+    return bool(value) and basic
+
+
+def start() -> "Agent":
+    """Start this process's agent (one at a time: a second start returns the first)."""
+    global _agent
+    if _agent is None:
+        _agent = Agent()
+    return _agent
+
+
+def stop() -> None:
+    """Let the agent finish what it was sent, then end it (at a sweep's end, or at exit)."""
+    global _agent
+    agent, _agent = _agent, None
+    if agent is not None:
+        agent.close()
+
+
+class Agent:
+    """The sweep's side of the tracking process: a socket to it, calls numbered so that a reply left unread by
+    an interrupted call is never taken for the next one's."""
+
+    def __init__(self) -> None:
+        ours, theirs = socket.socketpair()
+        env = dict(os.environ)
+        # The agent imports what the sweep's process can (its jobs' figure functions, a test's fake tasks).
+        env["PYTHONPATH"] = os.pathsep.join(p for p in [*sys.path, env.get("PYTHONPATH", "")] if p)
+        from mediaml.threads import THREAD_VARS
+
+        env.update({v: "1" for v in THREAD_VARS})  # it logs; the cores are the fits'
+        self.proc = subprocess.Popen([sys.executable, "-m", "mediaml.tracking.agent", str(theirs.fileno())],
+                                     pass_fds=(theirs.fileno(),), env=env, stdin=subprocess.DEVNULL)
+        theirs.close()
+        self.conn = Connection(ours.detach())
+        self._n = 0
+        log.debug("tracking process %d started", self.proc.pid)
+
+    def send(self, uri, fn, args: tuple = (), kwargs: dict | None = None) -> None:
+        self._put((0, uri, fn, tuple(args), kwargs or {}, True))
+
+    def call(self, uri, fn, args: tuple = (), kwargs: dict | None = None, after_errors: bool = False):
+        self._n += 1
+        n = self._n
+        self._put((n, uri, fn, tuple(args), kwargs or {}, after_errors))
+        t0 = time.perf_counter()
+        while True:
+            try:
+                got, result, error, deferred, records = self.conn.recv()
+            except (EOFError, OSError) as e:
+                raise self._gone(e) from None
+            _emit(records)
+            if got == n:
+                break
+        log.debug("waited %.3f s for the tracking process: %s", time.perf_counter() - t0, fn.__name__)
+        return _outcome(result, error, deferred)
+
+    def close(self, timeout: float = 300) -> None:
+        """Everything sent is done, the agent has exited; its last errors are logged."""
+        try:
+            self.conn.send(None)
+            while True:
+                got, result, error, deferred, records = self.conn.recv()
+                _emit(records)
+                if got is None:
+                    for e in deferred:
+                        log.error("tracking: %s", _one_line(e))
+                    break
+        except (EOFError, OSError):
+            pass
+        finally:
+            self.conn.close()
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            log.error("tracking process %d did not end within %.0f s: killed", self.proc.pid, timeout)
+            self.proc.kill()
+            self.proc.wait()
+
+    def _put(self, msg) -> None:
+        try:
+            self.conn.send(msg)
+        except (OSError, ValueError) as e:
+            raise self._gone(e) from None
+
+    def _gone(self, e: BaseException) -> AgentError:
+        code = self.proc.poll()
+        state = f"exited with code {code}" if code is not None else f"cannot be reached ({e})"
+        return AgentError(f"mediaml's tracking process (pid {self.proc.pid}) {state}: this sweep's runs cannot be "
+                          "logged; set logger.agent=false to log from the sweep's own process")
+
+
+def _outcome(result, error, deferred: list[BaseException]):
+    """The call's result, or the error to raise: its own first, else the first of the sent calls that failed
+    since the last call (the others are logged)."""
+    errors = list(deferred)
+    if error is None and errors:
+        error = errors.pop(0)
+    for e in errors:
+        log.error("tracking: %s", _one_line(e))
+    if error is not None:
+        raise error
+    return result
+
+
+def _emit(records) -> None:
+    for name, level, message in records:
+        logging.getLogger(name).log(level, "%s", message)
+
+
+def _one_line(e: BaseException) -> str:
+    return "".join(traceback.format_exception_only(type(e), e)).strip()
+
+
+# -- the agent's side ---------------------------------------------------------------------------------------------
+class _Records(logging.Handler):
+    """Keeps this process's log records (INFO and up) for the next reply."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.kept: list[tuple[str, int, str]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.kept.append((record.name, record.levelno, record.getMessage()))
+        except Exception:  # noqa: BLE001 - a record that cannot be formatted is not worth the run
+            pass
+
+    def take(self) -> list[tuple[str, int, str]]:
+        kept, self.kept = self.kept, []
+        return kept
+
+
+# Imported while the sweep's process fits and the agent has nothing to do: what a sweep's end needs.
+# (optuna.importance imports scikit-learn for the param-importances figure: 1.1 s at a sweep's end otherwise.)
+IDLE_IMPORTS = ("matplotlib.pyplot", "optuna.visualization.matplotlib", "optuna.importance", "mediaml.plotting",
+                "mlflow.sklearn", "mlflow.models")
+
+
+def _idle_import(name: str) -> None:
+    try:
+        if name.startswith("matplotlib"):
+            import matplotlib
+
+            matplotlib.use("Agg")
+        __import__(name)
+    except Exception as e:  # noqa: BLE001 - only a head start: the end imports it again and says why
+        log.debug("idle import of %s failed: %s", name, e)
+
+
+def _portable(e: BaseException) -> BaseException:
+    """`e` if it survives pickling (most do: MLflow's, ours), else an AgentError with its type and message."""
+    try:
+        e.add_note(f"(in mediaml's tracking process)\n{''.join(traceback.format_exception(e))}")
+        pickle.loads(pickle.dumps(e))
+        return e
+    except Exception:  # noqa: BLE001
+        return AgentError(f"{type(e).__name__}: {e}")
+
+
+def serve(conn: Connection) -> None:
+    """Run what the sweep's process sends, in order, until it closes the connection."""
+    from mediaml.tracking.store import store_errors_named
+
+    records = _Records()
+    root = logging.getLogger()
+    root.addHandler(records)
+    root.setLevel(logging.INFO)
+    idle = list(IDLE_IMPORTS)
+    deferred: list[BaseException] = []
+    while True:
+        while idle and not conn.poll(0):
+            _idle_import(idle.pop(0))
+        try:
+            msg = conn.recv()
+        except EOFError:  # the sweep's process is gone: what it sent has been done
+            return
+        except Exception as e:  # noqa: BLE001 - a function that cannot be imported here
+            deferred.append(_portable(e))
+            continue
+        if msg is None:
+            conn.send((None, None, None, deferred, records.take()))
+            return
+        n, uri, fn, args, kwargs, after_errors = msg
+        result, error = None, None
+        if after_errors or not deferred:
+            try:
+                with store_errors_named(uri or "the MLflow tracking store"):
+                    result = fn(*args, **kwargs)
+            except BaseException as e:  # noqa: BLE001 - reported to the sweep's process, never ends this one
+                error = _portable(e)
+        if n:
+            try:
+                conn.send((n, result, error, deferred, records.take()))
+            except (pickle.PicklingError, TypeError, AttributeError) as e:
+                conn.send((n, None, AgentError(f"{fn.__name__}: its result cannot be sent back ({e})"),
+                           deferred, records.take()))
+            deferred = []
+        elif error is not None:
+            deferred.append(error)
+
+
+def main(fd: int) -> None:
+    # Ctrl-C and a scheduler's SIGTERM reach the whole process group: the sweep's process handles them and tells
+    # this one how its runs end.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    from mediaml import quiet
+
+    quiet.install()
+    conn = Connection(fd)
+    try:
+        serve(conn)
+    finally:
+        conn.close()
+        # What was sent is in the store (each MLflow call commits): no need to wait ~1.5 s for the interpreter to
+        # take MLflow, SQLAlchemy, matplotlib and scikit-learn apart while the sweep's process waits for it.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]))
