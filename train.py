@@ -18,6 +18,12 @@ if __name__ == "__main__" and sys.argv[1:] in (["--help"], ["-h"]):
     print(help_text())
     sys.exit(0)
 
+if __name__ == "__main__":
+    # A tracked multirun logs through a process of its own; started now, it imports MLflow while Hydra composes.
+    from mediaml.tracking import agent
+
+    agent.start_ahead(sys.argv)
+
 import hydra
 from omegaconf import DictConfig
 

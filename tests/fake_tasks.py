@@ -83,3 +83,26 @@ class ThreadsTask(Task):
              "threads/env_min": min(values), "threads/env_max": max(values), "cv/acc_mean": 0.0}
         tracker.log_metrics(m)
         return m
+
+
+class LogsMissingFileTask(Task):
+    """With seed 0, logs a file that does not exist: in a sweep's tracking process (mediaml.tracking.agent) the
+    call fails there, after the job went on; the run must still end FAILED, naming the file."""
+
+    def run(self, tracker):
+        tracker.log_metrics({"train/loss": 1.0}, step=0)
+        if int(self.cfg.seed) == 0:
+            tracker.log_artifact(tracker.output_dir / "never_written.txt")
+        return {"cv/acc_mean": 0.5}
+
+
+class KillsTrackingProcessTask(Task):
+    """SIGKILLs the sweep's tracking process (an OOM kill of it), then returns."""
+
+    def run(self, tracker):
+        from mediaml.tracking import agent
+
+        proc = agent.current().proc
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        return {"cv/acc_mean": 0.5}

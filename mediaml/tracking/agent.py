@@ -27,10 +27,12 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import queue
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import traceback
 from multiprocessing.connection import Connection
@@ -73,6 +75,21 @@ def send(uri: str | None, fn, *args, **kwargs) -> None:
         _agent.send(uri, fn, args, kwargs)
 
 
+def do_ahead(uri: str | None, fn, *args) -> None:
+    """Have the tracking process run `fn(*args)` in the background while the next job fits (from its
+    `job_started`): work done ahead for the sweep's end, which does it itself if it was not. Nothing without a
+    tracking process."""
+    if _agent is not None:
+        _agent.send(uri, _queue_ahead, (fn, args))
+
+
+def job_started(uri: str | None) -> None:
+    """A job's run is open and its work starts: the work queued ahead may run now, without slowing the calls that
+    open and end the runs (their sweep's process waits for those)."""
+    if _agent is not None:
+        _agent.send(uri, _release_ahead)
+
+
 def wanted(config) -> bool:
     """`logger.agent` for this multirun: auto = tracked and on Hydra's basic launcher (the jobs run here)."""
     value = config.logger.get("agent", "auto")
@@ -90,11 +107,41 @@ def wanted(config) -> bool:
 
 
 def start() -> "Agent":
-    """Start this process's agent (one at a time: a second start returns the first)."""
-    global _agent
+    """This process's agent: the one started ahead (`start_ahead`) or a new one."""
+    global _agent, _ahead
     if _agent is None:
-        _agent = Agent()
+        _agent, _ahead = _ahead or Agent(), None
     return _agent
+
+
+_ahead: "Agent | None" = None  # started with the command line, not yet taken by a sweep
+
+
+def start_ahead(argv: list[str]) -> None:
+    """Start the agent as `train.py` starts, when its command line asks for a multirun that will want one (-m,
+    tracked, no other launcher named): it imports MLflow and its store while Hydra composes (~1 s more of them
+    hidden than from the sweep's first callback). A sweep that turns out not to want it drops it (`drop_ahead`)."""
+    global _ahead
+    args = [a.lstrip("+") for a in argv[1:]]
+    if not ({"-m", "--multirun"} & set(args)) or _ahead is not None or _agent is not None:
+        return
+    if any(a in ("logger=none", "logger.enabled=false", "logger.agent=false") or a.startswith("hydra/launcher=")
+           for a in args):
+        return
+    try:
+        _ahead = Agent()
+    except OSError as e:  # no second process here: the sweep starts it (or logs itself)
+        log.debug("tracking process not started ahead: %s", e)
+
+
+def drop_ahead() -> None:
+    """The multirun does not use a tracking process: the one started ahead has nothing to finish, it is killed."""
+    global _ahead
+    agent, _ahead = _ahead, None
+    if agent is not None:
+        agent.conn.close()
+        agent.proc.kill()
+        agent.proc.wait()
 
 
 def stop() -> None:
@@ -219,21 +266,59 @@ class _Records(logging.Handler):
         return kept
 
 
-# Imported while the sweep's process fits and the agent has nothing to do: what a sweep's end needs.
-# (optuna.importance imports scikit-learn for the param-importances figure: 1.1 s at a sweep's end otherwise.)
-IDLE_IMPORTS = ("matplotlib.pyplot", "optuna.visualization.matplotlib", "optuna.importance", "mediaml.plotting",
-                "mlflow.sklearn", "mlflow.models")
+# What every sweep's tracking needs first, imported as soon as the agent starts.
+START_IMPORTS = ("mlflow", "mlflow.tracking", "mlflow.store.tracking.sqlalchemy_store", "mediaml.tracking.run",
+                 "mediaml.tracking.sweep")
+# Imported in the background while the jobs fit: what a sweep's end needs (optuna.importance imports
+# scikit-learn for the param-importances figure: 1.1 s at a sweep's end otherwise).
+AHEAD_IMPORTS = ("matplotlib.pyplot", "optuna.visualization.matplotlib", "optuna.importance", "mediaml.plotting",
+                 "mlflow.sklearn", "mlflow.models")
+# Work done ahead runs on a thread of its own, so that the calls of the jobs do not queue behind it (an import
+# of scikit-learn takes a second; a job's run opens and ends within a fraction of one), and only once a job has
+# started its work: held until then, so that it does not compete (for the GIL) with the calls that end one run
+# and open the next. (fn, args), in order.
+_held: list[tuple] = []
+_ahead_queue: "queue.Queue[tuple]" = queue.Queue()
+_ahead_thread: threading.Thread | None = None
 
 
-def _idle_import(name: str) -> None:
-    try:
-        if name.startswith("matplotlib"):
-            import matplotlib
+def _queue_ahead(fn, args) -> None:
+    _held.append((fn, tuple(args)))
 
-            matplotlib.use("Agg")
-        __import__(name)
-    except Exception as e:  # noqa: BLE001 - only a head start: the end imports it again and says why
-        log.debug("idle import of %s failed: %s", name, e)
+
+def _release_ahead() -> None:
+    global _ahead_thread
+    for item in _held:
+        _ahead_queue.put(item)
+    _held.clear()
+    if _ahead_thread is None:
+        _ahead_thread = threading.Thread(target=_work_ahead, name="mediaml-ahead", daemon=True)
+        _ahead_thread.start()
+
+
+def wait_ahead() -> None:
+    """In the agent: return when the work released ahead is done (the sweep's end then reads and draws alone)."""
+    if _ahead_thread is not None:
+        _ahead_queue.join()
+
+
+def _work_ahead() -> None:
+    while True:
+        fn, args = _ahead_queue.get()
+        try:
+            fn(*args)
+        except Exception as e:  # noqa: BLE001 - only a head start: the sweep's end does it again and says why
+            log.debug("work ahead %s%r failed: %s", getattr(fn, "__name__", fn), args, e)
+        finally:
+            _ahead_queue.task_done()
+
+
+def _import(name: str) -> None:
+    if name.startswith("matplotlib"):
+        import matplotlib
+
+        matplotlib.use("Agg")
+    __import__(name)
 
 
 def _portable(e: BaseException) -> BaseException:
@@ -254,11 +339,18 @@ def serve(conn: Connection) -> None:
     root = logging.getLogger()
     root.addHandler(records)
     root.setLevel(logging.INFO)
-    idle = list(IDLE_IMPORTS)
+    for name in START_IMPORTS:
+        try:
+            _import(name)
+        except Exception as e:  # noqa: BLE001 - only a head start: the calls that need it import it and say why
+            log.debug("import of %s failed: %s", name, e)
+    # The ahead thread's imports hold the GIL for long stretches; each store query of a job's call releases it and
+    # waits to get it back: at the default 5 ms a call that makes dozens of queries waits ~0.2 s, at 0.5 ms little.
+    sys.setswitchinterval(0.0005)
+    for name in AHEAD_IMPORTS:
+        _queue_ahead(_import, (name,))
     deferred: list[BaseException] = []
     while True:
-        while idle and not conn.poll(0):
-            _idle_import(idle.pop(0))
         try:
             msg = conn.recv()
         except EOFError:  # the sweep's process is gone: what it sent has been done
@@ -288,7 +380,17 @@ def serve(conn: Connection) -> None:
             deferred.append(error)
 
 
+_in_agent = False
+
+
+def in_agent() -> bool:
+    """Whether this process is a sweep's tracking process."""
+    return _in_agent
+
+
 def main(fd: int) -> None:
+    global _in_agent
+    _in_agent = True
     # Ctrl-C and a scheduler's SIGTERM reach the whole process group: the sweep's process handles them and tells
     # this one how its runs end.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -309,4 +411,7 @@ def main(fd: int) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]))
+    # Run as mediaml.tracking.agent, not as __main__: the functions sent here (pickled by name) share its state.
+    from mediaml.tracking.agent import main as agent_main
+
+    agent_main(int(sys.argv[1]))

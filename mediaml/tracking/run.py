@@ -281,6 +281,7 @@ def tracked_run(cfg: DictConfig, output_dir: Path, description: str | None = Non
     tracker.experiment_id = experiment_id
     tracker.artifact_uri = artifact_uri
     tracker.defer = True  # scalar metrics go out when the run ends, the objective first (Tracker.flush)
+    agent.job_started(uri)  # a sweep's tracking process may do its work ahead now, while this job works
     log.info("MLflow run %s%s in experiment %r at %s", run_id, " (resumed)" if resumed else "",
              cfg.logger.experiment_name, uri)
     status, error = "FAILED", None
@@ -312,11 +313,18 @@ def tracked_run(cfg: DictConfig, output_dir: Path, description: str | None = Non
         try:
             tracker.flush(first=[str(cfg.task.objective.metric), "objective"])
         except Exception as e:  # the store itself may be what failed; the run still ends with its status
-            log.error("could not log the run's metrics: %s", e)
+            # (in a sweep's tracking process, also a call sent earlier that failed there: a file to log...)
+            log.error("could not log the run's results: %s", e)
             flush_error = e if status == "FINISHED" else None  # else the task's own error is on its way
+            if status == "FINISHED":
+                _log_traceback(tracker)
             status, error = "FAILED", error or _one_line(e)
         try:
             agent.call_after_errors(uri, _end_run, run_id, status, output_dir, error)
+            if status == "FINISHED" and figures == "best":  # the sweep's best so far: its figures drawn ahead
+                from mediaml.tracking.sweep import draw_if_best
+
+                agent.do_ahead(uri, draw_if_best, run_id)
         except Exception as e:  # noqa: BLE001 - an earlier call's error, or the tracking process gone
             log.error("could not end MLflow run %s: %s", run_id, e)
         restore_uri_env(env_uri)
@@ -404,6 +412,8 @@ def _end_run(run_id: str, status: str, output_dir: Path, error: str | None = Non
     from mlflow.tracking.fluent import _active_run_stack
 
     try:
+        if status == "FAILED" and error:  # why, in the run table (the traceback: error/traceback.txt)
+            mlflow.set_tag("mediaml.error", error[:5000])
         mlflow.end_run(status=status)
         log.info("MLflow run %s ended %s", run_id, status)
         return

@@ -336,6 +336,8 @@ def _log_input(uri: str | None, run_id: str, name: str, digest: str, source: str
 def _log_artifact(uri: str | None, run_id: str, artifact_uri: str | None, local_path: str,
                   artifact_path: str | None) -> None:
     local = Path(local_path)
+    if not local.exists():  # not the store's fault: a plain error, not a StoreError (an OSError would be one)
+        raise ValueError(f"cannot log {local} into run {run_id}: no such file or folder")
     root = local_artifact_root(artifact_uri)
     if root is not None and _link_into(local, root / (artifact_path or "")):
         return
@@ -501,7 +503,6 @@ def log_pending_model(client, run) -> bool:
 def log_pending_figures(client, run) -> list[str]:
     """Save and log the figures a finished run kept (`mediaml.figures_pending`) into that run, then drop the
     tag and the kept files; the names logged. None when they are not on this machine (another worker's)."""
-    import pickle
     import socket
 
     folder = run.data.tags.get(PENDING_FIGURES_TAG)
@@ -512,31 +513,63 @@ def log_pending_figures(client, run) -> list[str]:
     if run.data.tags.get("mediaml.host", socket.gethostname()) != socket.gethostname() or not folder.is_dir():
         log.warning("the best run %s kept its figures in %s, not on this machine: not logged", run_id, folder)
         return []
+    artifacts = folder.parents[1] / "artifacts"  # the job's output folder / artifacts, as Tracker.path
+    logged = []
+    for kept in sorted(folder.rglob("*.pickle")):
+        name = str(kept.relative_to(folder))[:-len(".pickle")]  # Tracker._keep_figure: <folder>/<name>.pickle
+        out = artifacts / name
+        out.parent.mkdir(parents=True, exist_ok=True)
+        drawn = kept.with_suffix("")  # drawn ahead, while the jobs fit (draw_pending_figures)
+        if drawn.is_file():
+            os.replace(drawn, out)
+        else:
+            _draw_kept(kept, out)
+        parent = str(Path(name).parent)
+        client.log_artifact(run_id, str(out), None if parent == "." else parent)
+        logged.append(name)
+    drop_pending_figures(client, run)
+    client.set_tag(run_id, "mediaml.figures_logged_by", "the sweep: best trial")
+    log.info("logged the best run's %d figure(s) into run %s", len(logged), run_id)
+    return logged
+
+
+def draw_pending_figures(run) -> int:
+    """Draw the figures a finished run kept, each beside its pickle, for log_pending_figures to log if the run is
+    its sweep's best: done in the sweep's tracking process while the next jobs fit (the sweep's end would draw
+    them otherwise). How many were drawn."""
+    import socket
+
+    folder = run.data.tags.get(PENDING_FIGURES_TAG)
+    if not folder or run.data.tags.get("mediaml.host", socket.gethostname()) != socket.gethostname():
+        return 0
+    n = 0
+    for kept in sorted(Path(folder).rglob("*.pickle")):
+        drawn = kept.with_suffix("")
+        if not drawn.is_file():
+            part = drawn.with_name(f".{drawn.name}.part{drawn.suffix}")  # savefig reads the format from the suffix
+            _draw_kept(kept, part)
+            os.replace(part, drawn)
+            n += 1
+    return n
+
+
+def _draw_kept(kept: Path, out: Path) -> None:
+    """Save the figure a run kept (a pickled figure, or the call that draws it) as `out`."""
+    import pickle
+
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    artifacts = folder.parents[1] / "artifacts"  # the job's output folder / artifacts, as Tracker.path
-    logged = []
-    for kept in sorted(folder.rglob("*.pickle")):
-        with open(kept, "rb") as f:
-            spec = pickle.load(f)  # written by this sweep's own job (Tracker._keep_figure): trusted
-        fig = spec["figure"]
-        if isinstance(fig, tuple):  # Tracker.log_plot: the call that draws it
-            plot, args, kwargs = fig
-            fig = plot(*args, **kwargs)
-        out = artifacts / spec["name"]
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out, dpi=spec["dpi"], bbox_inches="tight")
-        plt.close(fig)
-        parent = str(Path(spec["name"]).parent)
-        client.log_artifact(run_id, str(out), None if parent == "." else parent)
-        logged.append(spec["name"])
-    drop_pending_figures(client, run)
-    client.set_tag(run_id, "mediaml.figures_logged_by", "the sweep: best trial")
-    log.info("logged the best run's %d figure(s) into run %s", len(logged), run_id)
-    return logged
+    with open(kept, "rb") as f:
+        spec = pickle.load(f)  # written by this sweep's own job (Tracker._keep_figure): trusted
+    fig = spec["figure"]
+    if isinstance(fig, tuple):  # Tracker.log_plot: the call that draws it
+        plot, args, kwargs = fig
+        fig = plot(*args, **kwargs)
+    fig.savefig(out, dpi=spec["dpi"], bbox_inches="tight")
+    plt.close(fig)
 
 
 def drop_pending_figures(client, run) -> None:
