@@ -22,6 +22,42 @@ APP = Path(__file__).parent / "sweeper_app" / "app.py"
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
+
+# --- each trial's config from the one before (hydra_plugins/mediaml_optuna_sweeper/_compose.py) ---------------
+
+def _trial(i: int, *sampled: str, fixed: tuple[str, ...] = ("hparams_search=genre_optuna", "task.cv_folds=2")):
+    return [*fixed, *sampled, f"hydra.sweep.subdir={i}", f"++hydra.job.env_set.MEDIAML_OPTUNA_TRIAL_ID={i + 1}"]
+
+
+def test_a_trial_patched_from_the_one_before_is_the_config_hydra_composes():
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+    from hydra._internal.utils import create_config_search_path
+    from hydra.types import RunMode
+    from omegaconf import OmegaConf
+
+    import mediaml  # noqa: F401  (the ${mediaml.*} resolvers)
+    from hydra_plugins.mediaml_optuna_sweeper._compose import ReusingLoader
+
+    hydra_loader = ConfigLoaderImpl(config_search_path=create_config_search_path(str(APP.parents[2] / "conf")))
+    master = hydra_loader.load_configuration("train", overrides=["hparams_search=genre_optuna", "task.cv_folds=2"],
+                                             run_mode=RunMode.MULTIRUN)
+    loader = ReusingLoader(hydra_loader)
+    jobs = [_trial(i, f"model.n_estimators={n}", f"++model.max_depth={d}", f"++model.max_features={f}")
+            for i, (n, d, f) in enumerate([(100, 8, "sqrt"), (165, "null", "log2"), (290, 32, 0.5), (50, 8, "sqrt")])]
+    # a top-level key may be a config group, and a group may be chosen per trial: those are composed
+    jobs += [_trial(4, "model.n_estimators=60", "++model.max_depth=8", "++model.max_features=sqrt", "seed=3"),
+             _trial(5, "model.n_estimators=60", "++model.max_depth=8", "++model.max_features=sqrt", "seed=4"),
+             _trial(6, "model=gaussian_nb", fixed=("task.cv_folds=2",)),
+             _trial(7, "model=logistic_regression", fixed=("task.cv_folds=2",))]
+    for job in jobs:
+        patched, composed = loader.load_sweep_config(master, job), hydra_loader.load_sweep_config(master, job)
+        assert OmegaConf.to_yaml(patched) == OmegaConf.to_yaml(composed), job
+        assert OmegaConf.to_container(patched) == OmegaConf.to_container(composed)
+    assert loader.reused == 3  # the 2nd-4th trials; each group or top-level change was composed by Hydra
+    assert patched.model._target_ == "sklearn.linear_model.LogisticRegression"
+    assert patched.hydra.overrides.task[-1] == "model=logistic_regression"
+    assert "model.n_estimators=165" in loader.load_sweep_config(master, jobs[1]).hydra.job.override_dirname
+
 # --- search space ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("override, distribution", [

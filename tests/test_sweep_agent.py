@@ -151,7 +151,7 @@ def test_started_ahead_only_for_a_command_line_that_will_use_it():
                  ["train.py", "-m", "hydra/launcher=joblib"], ["train.py", "seed=1"]):
         agent.start_ahead(argv)
         assert agent._ahead is None, argv
-    agent.start_ahead(["train.py", "-m", "seed=0,1"])
+    agent.start_ahead(["train.py", "hparams_search=genre_optuna"])  # a multirun without -m (its file says so)
     started = agent._ahead
     try:
         assert started is not None and started.proc.poll() is None

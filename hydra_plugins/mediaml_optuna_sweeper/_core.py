@@ -33,6 +33,7 @@ import numpy as np
 import optuna
 from hydra._internal.core_plugins.basic_launcher import BasicLauncher
 from hydra.core.utils import JobReturn
+from hydra.types import HydraContext
 from hydra.errors import HydraException
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
@@ -375,11 +376,22 @@ def launch(sweeper: OptunaSweeper, trials: list[Trial], space: SearchSpace) -> l
     # Other launchers run jobs elsewhere, several at once: a bad batch is refused before any of it starts.
     if not isinstance(sweeper.launcher, BasicLauncher):
         sweeper.validate_batch_is_legal([space.overrides(t.params) for t in trials])
+    else:
+        reuse_compositions(sweeper.launcher)
     jobs = [space.overrides(t.params) + [f"hydra.sweep.subdir={t.number}",
                                          f"++hydra.job.env_set.{TRIAL_ENV}={t._trial_id}",
                                          f"++hydra.job.env_set.{TRIAL_NUMBER_ENV}={t.number}"]
             for t in trials]
     return sweeper.launcher.launch(jobs, initial_job_idx=trials[0].number)
+
+
+def reuse_compositions(launcher: BasicLauncher) -> None:
+    """The basic launcher composes each trial from the one before when only sampled values differ (_compose)."""
+    from ._compose import ReusingLoader
+
+    ctx = launcher.hydra_context
+    if ctx is not None and not isinstance(ctx.config_loader, ReusingLoader):
+        launcher.hydra_context = HydraContext(config_loader=ReusingLoader(ctx.config_loader), callbacks=ctx.callbacks)
 
 
 def tell(study: optuna.Study, trial: Trial, result: JobReturn) -> TrialState:

@@ -118,12 +118,16 @@ _ahead: "Agent | None" = None  # started with the command line, not yet taken by
 
 
 def start_ahead(argv: list[str]) -> None:
-    """Start the agent as `train.py` starts, when its command line asks for a multirun that will want one (-m,
-    tracked, no other launcher named): it imports MLflow and its store while Hydra composes (~1 s more of them
-    hidden than from the sweep's first callback). A sweep that turns out not to want it drops it (`drop_ahead`)."""
+    """Start the agent as `train.py` starts, when its command line asks for a multirun that will want one (-m or
+    an hparams_search, tracked, no other launcher named): it imports MLflow and its store while Hydra composes
+    (~1 s more of them hidden than from the sweep's first callback). A sweep that turns out not to want it drops
+    it (`drop_ahead`)."""
     global _ahead
     args = [a.lstrip("+") for a in argv[1:]]
-    if not ({"-m", "--multirun"} & set(args)) or _ahead is not None or _agent is not None:
+    # hparams_search/* files set hydra.mode=MULTIRUN themselves (conf/hparams_search/base/optuna.yaml)
+    multirun = {"-m", "--multirun"} & set(args) or any(a.startswith(("hparams_search=", "hydra.mode=MULTIRUN"))
+                                                       for a in args)
+    if not multirun or _ahead is not None or _agent is not None:
         return
     if any(a in ("logger=none", "logger.enabled=false", "logger.agent=false") or a.startswith("hydra/launcher=")
            for a in args):
