@@ -168,3 +168,11 @@ def test_calls_run_here_without_a_tracking_process():
     agent.send(None, seen.append, "sent")
     agent.do_ahead(None, seen.append, "ahead")  # work ahead needs a tracking process: nothing here
     assert seen == ["sent"]
+
+
+def test_a_bad_logger_agent_value_stops_the_job_before_its_run_opens(tmp_path):
+    proc = train(tmp_path, "logger.agent=sometimes", "task.cv_folds=2")
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "error: logger.agent='sometimes': expected auto, true or false" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "mlflow.db").exists() or not store(tmp_path)[1]

@@ -92,18 +92,25 @@ def job_started(uri: str | None) -> None:
 
 def wanted(config) -> bool:
     """`logger.agent` for this multirun: auto = tracked and on Hydra's basic launcher (the jobs run here)."""
-    value = config.logger.get("agent", "auto")
+    value = check_setting(config.logger.get("agent", "auto"))
     basic = str(config.hydra.launcher.get("_target_", "")) == BASIC_LAUNCHER
-    if isinstance(value, str) and value.strip().lower() == "auto":
+    if value == "auto":
         return bool(config.logger.get("enabled", False)) and basic
-    if value not in (True, False):
-        from mediaml.errors import ConfigError
-
-        raise ConfigError(f"logger.agent={value!r}: expected auto, true or false")
     if value and not basic:
         log.warning("logger.agent=true: the jobs of this launcher run in processes of their own, each tracks "
                     "itself (no tracking process)")
     return bool(value) and basic
+
+
+def check_setting(value):
+    """`logger.agent` as auto, True or False; a ConfigError otherwise (each job checks it before its run opens)."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    if value not in (True, False):
+        from mediaml.errors import ConfigError
+
+        raise ConfigError(f"logger.agent={value!r}: expected auto, true or false")
+    return bool(value)
 
 
 def start() -> "Agent":
@@ -128,6 +135,9 @@ def start_ahead(argv: list[str]) -> None:
     multirun = {"-m", "--multirun"} & set(args) or any(a.startswith(("hparams_search=", "hydra.mode=MULTIRUN"))
                                                        for a in args)
     if not multirun or _ahead is not None or _agent is not None:
+        return
+    # a distributed rank other than 0 (mediaml.tracking.run.distributed_rank) tracks nothing
+    if any(os.environ.get(v, "").strip() not in ("", "0") for v in ("RANK", "SLURM_PROCID", "LOCAL_RANK", "NODE_RANK")):
         return
     if any(a in ("logger=none", "logger.enabled=false", "logger.agent=false") or a.startswith("hydra/launcher=")
            for a in args):

@@ -248,6 +248,7 @@ def tracked_run(cfg: DictConfig, output_dir: Path, description: str | None = Non
     from mediaml.tracking.sweep import check_sweep_figures
 
     check_sweep_figures(cfg.logger.get("sweep_figures", "png"))
+    agent.check_setting(cfg.logger.get("agent", "auto"))
     if distributed_rank() != 0:
         log.info("distributed rank %d: no MLflow run of its own (rank 0 tracks the job)", distributed_rank())
         yield Tracker(output_dir, None)

@@ -93,9 +93,14 @@ class SweepParentRun(Callback):
         here = {"mediaml.host": socket.gethostname(), "mediaml.pid": str(os.getpid())}
         self.uri = resolve_tracking_uri(config.logger.tracking_uri, config.logger.store_dir)
         if use_agent:
+            try:
+                self.agent = agent.start()
+            except OSError as e:  # no second process to be had (a process or file limit): log from this one
+                log.warning("no tracking process (%s): this sweep logs from its own process", e)
+                use_agent = False
+        if use_agent:
             swept, _ = split_overrides(config)
             os.environ[SWEPT_ENV] = ",".join(swept) if not is_optuna(config) else ""
-            self.agent = agent.start()
             # Not waited for: the first job's run waits for it, after Hydra composed that job and its task started.
             agent.send(self.uri, _start_in_agent, sweep_settings(config), here)
         else:
