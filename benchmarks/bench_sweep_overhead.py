@@ -2,16 +2,19 @@
 
     MEDIAML_DATA_DIR=../shared/data python benchmarks/bench_sweep_overhead.py [--trials 10] [--repeats 2]
 
-Both sides run as whole processes, alternating, into throw-away folders:
+All sides run as whole processes, alternating, into throw-away folders:
   ours  python train.py -m hparams_search=genre_optuna dataset=spotify_cs98x hydra.sweeper.n_trials=N
         (MLflow on a sqlite store made before the timing: a parent run with the trials table and Optuna's
         figures (PNG: logger.sweep_figures), every trial's params, metrics, tables (confusion matrix, report, predictions) and config;
-        the best trial's model and figures: logger.log_model / logger.figures sweep defaults)
+        the best trial's model and figures: logger.log_model / logger.figures sweep defaults), logged through the
+        sweep's tracking process (logger.agent=auto, mediaml/tracking/agent.py)
+  in-process  the same command with logger.agent=false: the same runs, logged from the sweep's own process
+        (--no-in-process leaves it out)
   bare  the script below: read the CSV, the seed's cleaning and a stratified 80/20 split (the task's default), the same TPE search space and
         sampler settings on an Optuna sqlite study, 5-fold stratified CV + a final fit per trial, no MLflow.
 Child processes run with bytecode caching on, as on a user's machine (PYTHONDONTWRITEBYTECODE dropped), after an
-untimed first compile. After each pair it checks that both studies sampled the same parameters and found the same values (the same
-fits), then prints both wall times and the ratio ours / bare.
+untimed first compile. After each round it checks that every study sampled the same parameters and found the same values (the same
+fits), then prints the wall times and the ratios ours / bare and in-process / ours.
 """
 from __future__ import annotations
 
@@ -85,12 +88,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=10)
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--no-in-process", dest="in_process", action="store_false",
+                    help="leave out the logger.agent=false side")
     args = ap.parse_args()
     data_dir = os.environ.get("MEDIAML_DATA_DIR")
     if not data_dir or not (Path(data_dir) / "spotify_cs98x").is_dir():
         sys.exit("set MEDIAML_DATA_DIR to the folder holding spotify_cs98x/ (the shared data)")
     data_dir = str(Path(data_dir).resolve())
-    walls: dict[str, list[float]] = {"ours": [], "bare": []}
+    walls: dict[str, list[float]] = {"ours": [], "bare": [], "in-process": []}
     for i in range(args.repeats):
         with tempfile.TemporaryDirectory() as tmp:
             tmp = Path(tmp)
@@ -102,30 +107,38 @@ def main() -> None:
                 subprocess.run([sys.executable, "-c", "import mlflow.sklearn, sklearn.ensemble, sklearn.model_selection, "
                                 "sklearn.metrics, optuna, pandas, hydra, matplotlib.pyplot"], env=env, check=True,
                                capture_output=True)
-            ours_db = f"sqlite:///{tmp}/ours.db"
-            bare_db = f"sqlite:///{tmp}/bare.db"
+            dbs = {side: f"sqlite:///{tmp}/{side}.db" for side in walls}
             # A researcher's MLflow store exists after their first run: made here, untimed (its schema migrations
             # take seconds once); both sides start a new Optuna study on a new sqlite file.
             subprocess.run([sys.executable, "-c", "import sys; from mlflow.tracking import MlflowClient; "
                             "MlflowClient(sys.argv[1]).search_experiments()", env["MLFLOW_TRACKING_URI"]],
                            check=True, capture_output=True)
-            order = ["ours", "bare"] if i % 2 == 0 else ["bare", "ours"]
+            sides = ["ours", "bare"] + (["in-process"] if args.in_process else [])
+            order = sides if i % 2 == 0 else sides[::-1]
             for side in order:
-                if side == "ours":
-                    cmd = [sys.executable, "train.py", *OURS, f"hydra.sweeper.n_trials={args.trials}",
-                           f"hydra.sweeper.storage={ours_db}", f"paths.output_root={tmp / 'out'}"]
+                if side == "bare":
+                    cmd = [sys.executable, "-c", BARE, data_dir, dbs[side], str(args.trials)]
                 else:
-                    cmd = [sys.executable, "-c", BARE, data_dir, bare_db, str(args.trials)]
+                    cmd = [sys.executable, "train.py", *OURS, f"hydra.sweeper.n_trials={args.trials}",
+                           f"hydra.sweeper.storage={dbs[side]}", f"paths.output_root={tmp / side}",
+                           *(["logger.agent=false"] if side == "in-process" else [])]
                 walls[side].append(run(cmd, env))
-            same = trials_of(ours_db) == trials_of(bare_db)
-            print(f"round {i + 1}: ours {walls['ours'][-1]:.1f} s, bare {walls['bare'][-1]:.1f} s, "
-                  f"ratio {walls['ours'][-1] / walls['bare'][-1]:.2f}; same params and values: {same}", flush=True)
+            same = all(trials_of(dbs[side]) == trials_of(dbs["bare"]) for side in sides)
+            line = f"round {i + 1}: ours {walls['ours'][-1]:.1f} s, bare {walls['bare'][-1]:.1f} s, " \
+                   f"ratio {walls['ours'][-1] / walls['bare'][-1]:.2f}"
+            if args.in_process:
+                line += f"; in-process {walls['in-process'][-1]:.1f} s"
+            print(f"{line}; same params and values: {same}", flush=True)
             if not same:
-                sys.exit("the two sides did not make the same fits: the comparison does not hold")
+                sys.exit("the sides did not make the same fits: the comparison does not hold")
     ours, bare = statistics.median(walls["ours"]), statistics.median(walls["bare"])
     print(f"\n{args.trials}-trial genre sweep on spotify_cs98x, median of {args.repeats}: ours {ours:.1f} s, "
           f"bare Optuna + scikit-learn {bare:.1f} s, ratio {ours / bare:.2f} "
           f"({(ours - bare) / args.trials:.2f} s per trial)")
+    if args.in_process:
+        inproc = statistics.median(walls["in-process"])
+        print(f"logged from the sweep's own process (logger.agent=false): {inproc:.1f} s, ratio to bare "
+              f"{inproc / bare:.2f}; the tracking process saves {inproc - ours:.1f} s ({inproc / ours:.2f}x)")
 
 
 if __name__ == "__main__":
