@@ -6,9 +6,12 @@ Why: in a small sweep the framework's fixed cost is mostly MLflow's own: importi
 (~1.9 s, the import of its SQLAlchemy store and alembic), the parent run's election, and at the end the sweep's
 figures and the best trial's figures and model (~2 s). Hydra's basic launcher runs the jobs one after another in
 the sweep's process, which keeps one core busy with the fits; this process takes the tracking to the other core.
-It is started when the sweep starts (mediaml.tracking.sweep.SweepParentRun), imports MLflow and opens the store
-while Hydra composes the first job and the task imports its libraries, and then logs what the jobs send it while
-they fit (benchmarks/bench_sweep_overhead.py measures the whole).
+`train.py` starts it with the command line (`start_ahead`; else the sweep's first callback does,
+mediaml.tracking.sweep.SweepParentRun): it imports MLflow and opens the store while Hydra composes and the task
+imports its libraries, logs what the jobs send it while they fit, does the sweep end's imports and draws the
+best-so-far trial's figures in the background (`do_ahead`), and at the end draws Optuna's figures in a forked
+copy of itself while it logs the best model (mediaml.tracking.sweep.draw_figures). 2.4 s of a 10-trial genre
+sweep (benchmarks/bench_sweep_overhead.py, which also times `logger.agent=false`).
 
 How: the jobs' code is the same with or without it. `call(uri, fn, *args)` and `send(uri, fn, *args)` run `fn`
 (a module-level function: pickled by name) here when no agent runs for this process, and in the agent when one
