@@ -75,7 +75,11 @@ def is_pruned(exc: BaseException) -> bool:
 
 
 def report(value: float, step: int) -> None:
-    """Report an intermediate objective value; raise optuna.TrialPruned if the study's pruner prunes."""
+    """Report an intermediate objective value; raise optuna.TrialPruned if the study's pruner prunes. Without a
+    pruner (`hydra.sweeper.pruner` null) nothing could act on it: not written (two storage round trips a step,
+    0.28 s of a 10-trial, 5-fold genre sweep)."""
+    if not has_pruner():
+        return
     trial = current_trial()
     if trial is None:
         return
@@ -105,6 +109,11 @@ def tell_pruned() -> None:
     import optuna
 
     _tell(state=optuna.trial.TrialState.PRUNED)
+
+
+def has_pruner() -> bool:
+    """Whether this job's sweep has a pruner (`hydra.sweeper.pruner`, passed to its jobs as JSON)."""
+    return (os.environ.get(PRUNER_ENV) or "null").strip() != "null"
 
 
 def pruner_enabled() -> bool:

@@ -97,11 +97,12 @@ class LogsMissingFileTask(Task):
 
 
 class KillsTrackingProcessTask(Task):
-    """SIGKILLs the sweep's tracking process (an OOM kill of it), then returns."""
+    """SIGKILLs the sweep's tracking process (an OOM kill of it) once its run is open, then returns."""
 
     def run(self, tracker):
         from mediaml.tracking import agent
 
+        assert tracker.run_id  # waits for the run's opening there
         proc = agent.current().proc
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()

@@ -244,3 +244,29 @@ group_column: song
     by_row = run_metrics(make_cfg, [*base, "dataset.group_column=null", "+dataset.drop_columns=[song]"], tmp_path / "rows")
     assert by_row["test/acc"] > 0.7 and by_row["cv/acc_mean"] > 0.6   # duplicates on both sides: memorised
     assert grouped["test/acc"] < 0.45 and grouped["cv/acc_mean"] < 0.4  # by song: chance (4 genres)
+
+
+
+@pytest.mark.parametrize("name", ["forest", "extra_trees", "stumps_that_never_split", "one_tree", "naive_bayes"])
+def test_impurity_importances_are_sklearns_own(name):
+    import numpy as np
+    from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
+    from sklearn.naive_bayes import GaussianNB
+    from sklearn.tree import DecisionTreeClassifier
+
+    from mediaml.tasks.genre.task import impurity_importances
+
+    model = {"forest": RandomForestClassifier(60, max_depth=4, random_state=0),
+             "extra_trees": ExtraTreesClassifier(30, random_state=1),
+             "stumps_that_never_split": RandomForestClassifier(5, min_samples_split=10_000, random_state=0),
+             "one_tree": DecisionTreeClassifier(random_state=0),
+             "naive_bayes": GaussianNB()}[name]
+    train = generate_genre_tables(n_songs=200, n_genres=4, seed=3)[0].dropna(subset=["top genre"])
+    model.fit(train[["bpm", "nrgy", "dnce", "val"]], train["top genre"])
+    expected = getattr(model, "feature_importances_", None)
+    got = impurity_importances(model)
+    if expected is None:
+        assert got is None
+    else:
+        np.testing.assert_array_equal(got, expected)
+        assert got.shape == (4,)

@@ -170,6 +170,33 @@ def test_calls_run_here_without_a_tracking_process():
     assert seen == ["sent"]
 
 
+def test_a_result_not_waited_for_fills_the_calls_that_follow_and_its_error_is_raised_where_it_is_read(tmp_path,
+                                                                                                      caplog):
+    """How a job's run opens in a sweep's tracking process: the job goes on with a Later for the run's id; the
+    calls sent with it get the id there; an opening that failed is raised where its Later is read, and the calls
+    that needed it are not run (nor reported again: the next job's calls go on)."""
+    agent.start()
+    try:
+        later = agent.call_later(None, divmod, 7, 2)
+        assert isinstance(later, agent.Later)
+        agent.send(None, os.mkdir, str(tmp_path / "sent"))
+        assert agent.call(None, pow, later[0], 2) == 9  # filled in there
+        assert agent.resolve(later) == (3, 1) and agent.resolve(later[1]) == 1 and not agent.failed(later)
+        bad = agent.call_later(None, int, "not a number")
+        agent.send(None, os.mkdir, str(tmp_path / "needs the failed one"), bad[0])
+        with pytest.raises(agent.AgentError, match=r"pow: it needs the result of an earlier call that failed"):
+            agent.call(None, pow, bad, 2)
+        assert agent.failed(bad)  # its answer came before the call's
+        with pytest.raises(ValueError, match="invalid literal for int"):
+            agent.resolve(bad)
+        assert agent.call(None, divmod, 9, 4) == (2, 1)  # nothing left over from the failed one
+        assert (tmp_path / "sent").is_dir() and not (tmp_path / "needs the failed one").exists()
+        assert not [r for r in caplog.records if r.levelname == "ERROR"]  # the skipped call: no error of its own
+    finally:
+        agent.stop()
+    assert agent.current() is None and agent.call_later(None, divmod, 5, 5) == (1, 0)  # no process: run here
+
+
 def test_a_bad_logger_agent_value_stops_the_job_before_its_run_opens(tmp_path):
     proc = train(tmp_path, "logger.agent=sometimes", "task.cv_folds=2")
     assert proc.returncode == 2, proc.stderr[-3000:]

@@ -313,6 +313,18 @@ def test_interrupted_sweep_resumes_without_redoing_trials(tmp_path):
     assert again.data.metrics["sweep/n_complete"] == 3
 
 
+def test_the_same_sweep_on_a_new_study_runs_its_trials_and_does_not_take_the_old_runs_for_them(tmp_path):
+    args = (*OPTUNA, "hydra.sweeper.n_trials=1")
+    train(tmp_path, *args)
+    new_study = f"sqlite:///{tmp_path}/new_study.db"  # the same sweep folder and MLflow store, another study
+    proc = train(tmp_path, *args, f"hydra.sweeper.storage={new_study}")
+    assert "had finished" not in proc.stderr + proc.stdout  # its running trial is not the old run's
+    assert statuses(tmp_path) == ["FINISHED", "FINISHED"]
+    (trial,) = optuna.load_study(study_name=STUDY, storage=new_study).trials
+    assert trial.state.name == "COMPLETE"
+    assert trial.intermediate_values == {}  # no pruner: its folds' scores are not written to the study
+
+
 @pytest.mark.slow  # long: CI runs it with -m slow
 def test_parallel_sweep_with_joblib(tmp_path):
     train(tmp_path, *OPTUNA, "hydra.sweeper.n_trials=4", "hydra/launcher=joblib", "hydra.sweeper.n_jobs=2")

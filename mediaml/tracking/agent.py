@@ -15,9 +15,12 @@ sweep (benchmarks/bench_sweep_overhead.py, which also times `logger.agent=false`
 
 How: the jobs' code is the same with or without it. `call(uri, fn, *args)` and `send(uri, fn, *args)` run `fn`
 (a module-level function: pickled by name) here when no agent runs for this process, and in the agent when one
-does: `call` waits for the result (a run's id when it opens, its end), `send` does not (params, metrics, tags,
-artifacts: they are done in order, before any later `call`). An error of a `send` is raised by the next `call`,
-so a run whose params could not be written still ends FAILED, naming the store. The agent ignores SIGINT and
+does: `call` waits for the result (a run's end), `send` does not (params, metrics, tags, artifacts: they are done
+in order, before any later `call`), `call_later` neither, but its result has a stand-in (`Later`) that the calls
+after it may pass on and that is waited for where it is read (a run opens while its job starts: the first run
+would otherwise wait ~1 s for MLflow's import and the parent run). An error of a `send` is raised by the next
+`call`, so a run whose params could not be written still ends FAILED, naming the store; that of a `call_later`
+where its Later is read. The agent ignores SIGINT and
 SIGTERM: the sweep's process decides what Ctrl-C or a scheduler's SIGTERM mean (runs ended KILLED) and tells it;
 it ends when the sweep's process closes it, or when that process dies (its socket closes): what was sent is
 logged first. Its log records are re-emitted in the sweep's process (Hydra's console and log file).
@@ -68,6 +71,48 @@ def call_after_errors(uri: str | None, fn, *args, **kwargs):
     if _agent is None:
         return fn(*args, **kwargs)
     return _agent.call(uri, fn, args, kwargs, after_errors=True)
+
+
+class Later:
+    """The result of a call sent to the tracking process without waiting (`call_later`), or one item of it
+    (`later[0]`). Passed in the args of the calls that follow, it is replaced there by the value; `resolve` waits
+    for it here."""
+
+    __slots__ = ("n", "index")
+
+    def __init__(self, n: int, index: int | None = None) -> None:
+        self.n, self.index = n, index
+
+    def __getitem__(self, index: int) -> "Later":
+        return Later(self.n, index)
+
+    def __repr__(self) -> str:
+        return f"<result of tracking call {self.n}{'' if self.index is None else f'[{self.index}]'}>"
+
+
+def call_later(uri: str | None, fn, *args, **kwargs):
+    """`fn(*args, **kwargs)`'s result when no tracking process runs (run here, now); with one, a `Later` that stands
+    for it, and this process goes on at once (a run opens while its job starts work). The calls that follow may
+    pass it (or an item of it) as an argument; they run after it. If it fails, its error is raised where it is
+    resolved; the calls sent with it as an argument are not run."""
+    if _agent is None:
+        return fn(*args, **kwargs)
+    return _agent.call_later(uri, fn, args, kwargs)
+
+
+def resolve(value):
+    """`value`, or for a `Later` its value, waited for; the call's error is raised if it failed."""
+    if not isinstance(value, Later):
+        return value
+    if _agent is None:
+        raise AgentError(f"{value!r}: the tracking process that was to answer it has ended")
+    return _agent.result(value)
+
+
+def failed(value) -> bool:
+    """Whether `value` is a `Later` whose call has already failed (not waited for): its error is then raised by
+    `resolve`."""
+    return isinstance(value, Later) and _agent is not None and _agent.failed(value)
 
 
 def send(uri: str | None, fn, *args, **kwargs) -> None:
@@ -186,26 +231,63 @@ class Agent:
         theirs.close()
         self.conn = Connection(ours.detach())
         self._n = 0
+        self._awaited: set[int] = set()  # `call_later` calls not answered yet
+        self._answers: dict[int, tuple] = {}  # theirs, arrived: n -> (result, error)
         log.debug("tracking process %d started", self.proc.pid)
 
     def send(self, uri, fn, args: tuple = (), kwargs: dict | None = None) -> None:
-        self._put((0, uri, fn, tuple(args), kwargs or {}, True))
+        self._put((0, uri, fn, tuple(args), kwargs or {}, True, False))
 
     def call(self, uri, fn, args: tuple = (), kwargs: dict | None = None, after_errors: bool = False):
         self._n += 1
         n = self._n
-        self._put((n, uri, fn, tuple(args), kwargs or {}, after_errors))
+        self._put((n, uri, fn, tuple(args), kwargs or {}, after_errors, False))
         t0 = time.perf_counter()
         while True:
-            try:
-                got, result, error, deferred, records = self.conn.recv()
-            except (EOFError, OSError) as e:
-                raise self._gone(e) from None
-            _emit(records)
-            if got == n:
+            reply = self._recv()
+            if reply[0] == n:
                 break
         log.debug("waited %.3f s for the tracking process: %s", time.perf_counter() - t0, fn.__name__)
-        return _outcome(result, error, deferred)
+        return _outcome(*reply[1:4])
+
+    def call_later(self, uri, fn, args: tuple = (), kwargs: dict | None = None) -> Later:
+        self._n += 1
+        self._put((self._n, uri, fn, tuple(args), kwargs or {}, False, True))
+        self._awaited.add(self._n)
+        return Later(self._n)
+
+    def result(self, later: Later):
+        t0 = time.perf_counter()
+        while later.n in self._awaited:
+            self._recv()
+        if later.n not in self._answers:
+            raise AgentError(f"{later!r}: no such call was sent to the tracking process")
+        log.debug("waited %.3f s for the tracking process: %r", time.perf_counter() - t0, later)
+        result, error = self._answers[later.n]
+        if error is not None:
+            raise error
+        return result if later.index is None else result[later.index]
+
+    def failed(self, later: Later) -> bool:
+        try:
+            while later.n in self._awaited and self.conn.poll(0):  # only the replies already here
+                self._recv()
+        except AgentError:
+            return False  # the next waited-for call names it
+        return self._answers.get(later.n, (None, None))[1] is not None
+
+    def _recv(self) -> tuple:
+        """The next reply: its log records re-emitted here, kept if it answers a `call_later`."""
+        try:
+            reply = self.conn.recv()
+        except (EOFError, OSError) as e:
+            raise self._gone(e) from None
+        got, result, error, deferred, records = reply
+        _emit(records)
+        if got in self._awaited:
+            self._awaited.discard(got)
+            self._answers[got] = (result, _first_error(error, deferred))
+        return reply
 
     def close(self, timeout: float = 300) -> None:
         """Everything sent is done, the agent has exited; its last errors are logged."""
@@ -245,14 +327,19 @@ class Agent:
 def _outcome(result, error, deferred: list[BaseException]):
     """The call's result, or the error to raise: its own first, else the first of the sent calls that failed
     since the last call (the others are logged)."""
+    error = _first_error(error, deferred)
+    if error is not None:
+        raise error
+    return result
+
+
+def _first_error(error, deferred: list[BaseException]) -> BaseException | None:
     errors = list(deferred)
     if error is None and errors:
         error = errors.pop(0)
     for e in errors:
         log.error("tracking: %s", _one_line(e))
-    if error is not None:
-        raise error
-    return result
+    return error
 
 
 def _emit(records) -> None:
@@ -367,6 +454,7 @@ def serve(conn: Connection) -> None:
     for name in AHEAD_IMPORTS:
         _queue_ahead(_import, (name,))
     deferred: list[BaseException] = []
+    answers: dict[int, object] = {}  # the results of the calls that Laters stand for
     while True:
         try:
             msg = conn.recv()
@@ -378,14 +466,22 @@ def serve(conn: Connection) -> None:
         if msg is None:
             conn.send((None, None, None, deferred, records.take()))
             return
-        n, uri, fn, args, kwargs, after_errors = msg
+        n, uri, fn, args, kwargs, after_errors, keep = msg
         result, error = None, None
-        if after_errors or not deferred:
+        try:
+            args, kwargs = _filled(args, answers), {k: _filled((v,), answers)[0] for k, v in kwargs.items()}
+        except _NotOpened as e:
+            if not n:  # a call sent for what could not be made (a run not opened): that failure is reported
+                continue
+            args, error = None, AgentError(f"{fn.__name__}: {e}")
+        if args is not None and (after_errors or not deferred):
             try:
                 with store_errors_named(uri or "the MLflow tracking store"):
                     result = fn(*args, **kwargs)
             except BaseException as e:  # noqa: BLE001 - reported to the sweep's process, never ends this one
                 error = _portable(e)
+        if keep and error is None and not deferred:
+            answers[n] = result  # for the Laters that stand for it (a call_later: one per run)
         if n:
             try:
                 conn.send((n, result, error, deferred, records.take()))
@@ -395,6 +491,24 @@ def serve(conn: Connection) -> None:
             deferred = []
         elif error is not None:
             deferred.append(error)
+
+
+class _NotOpened(Exception):
+    pass
+
+
+def _filled(args: tuple, answers: dict) -> tuple:
+    """`args` with each Later replaced by the result it stands for (_NotOpened if that call failed)."""
+    if not any(isinstance(a, Later) for a in args):
+        return args
+    out = []
+    for a in args:
+        if isinstance(a, Later):
+            if a.n not in answers:
+                raise _NotOpened(f"it needs the result of an earlier call that failed ({a!r})")
+            a = answers[a.n] if a.index is None else answers[a.n][a.index]
+        out.append(a)
+    return tuple(out)
 
 
 _in_agent = False

@@ -68,19 +68,27 @@ def hydra_info() -> dict:
     """Choices, overrides, output dir and multirun info of the current Hydra job (empty outside Hydra)."""
     from hydra.core.hydra_config import HydraConfig
 
+    global _hydra_info
     if not HydraConfig.initialized():
         return {}
     hc = HydraConfig.get()
-    info = {
-        "choices": dict(hc.runtime.choices),
-        "overrides": list(hc.overrides.task),
-        "output_dir": hc.runtime.output_dir,
-        "mode": str(hc.mode).split(".")[-1] if hc.mode is not None else "RUN",
-        # An Optuna trial's job is numbered by its trial (its folder too), whichever worker launched it.
-        "job_num": os.environ.get(TRIAL_NUMBER_ENV) or hc.job.get("num"),
-        "sweep_dir": hc.sweep.dir,
-    }
-    return info
+    trial_number = os.environ.get(TRIAL_NUMBER_ENV)
+    # Read several times a job (tags, policies, names): once per job's Hydra config (a new, read-only one each job)
+    if _hydra_info is None or _hydra_info[0] is not hc or _hydra_info[1] != trial_number:
+        _hydra_info = (hc, trial_number, {
+            "choices": dict(hc.runtime.choices),
+            "overrides": list(hc.overrides.task),
+            "output_dir": hc.runtime.output_dir,
+            "mode": str(hc.mode).split(".")[-1] if hc.mode is not None else "RUN",
+            # An Optuna trial's job is numbered by its trial (its folder too), whichever worker launched it.
+            "job_num": trial_number or hc.job.get("num"),
+            "sweep_dir": hc.sweep.dir,
+        })
+    info = _hydra_info[2]
+    return {**info, "choices": dict(info["choices"]), "overrides": list(info["overrides"])}
+
+
+_hydra_info: tuple | None = None  # (Hydra's config, trial number, what hydra_info read from it)
 
 
 def sweep_id(sweep_dir: str | Path, output_root: str | Path) -> str:
@@ -273,18 +281,21 @@ def tracked_run(cfg: DictConfig, output_dir: Path, description: str | None = Non
     tags["mediaml.identity"] = identity_of(params, cfg)  # from the params: one flattening per run
     name = cfg.logger.run_name or run_name(tags, hydra_info().get("overrides"))
     with store_errors_named(uri):  # a store that cannot be opened or written stops the job here, named
-        # Here, or in the sweep's tracking process (mediaml.tracking.agent): the run's id is waited for.
-        run_id, experiment_id, artifact_uri, params, resumed = agent.call(
-            uri, open_run, uri, cfg.logger.store_dir, cfg.logger.experiment_name, description, tags, params, name,
-            resume_run_id)
-    tracker = Tracker(output_dir, run_id, tracking_uri=uri, experiment_name=cfg.logger.experiment_name)
+        # Here, or in the sweep's tracking process (mediaml.tracking.agent): there the run opens while the job
+        # starts its work (MLflow's import and the sweep's parent run take ~1 s before the first), the job goes on
+        # with a Later that stands for the run's id, and an error of the opening is raised by its next tracking
+        # call, or at its end. A resumed run's params depend on what the run has: waited for.
+        opened = agent.call_later(uri, open_run, uri, cfg.logger.store_dir, cfg.logger.experiment_name, description,
+                                  tags, params, name, resume_run_id)
+        if resume_run_id:
+            opened = agent.resolve(opened)
+            params = opened[3]
+    tracker = Tracker(output_dir, opened[0], tracking_uri=uri, experiment_name=cfg.logger.experiment_name)
     tracker.model_policy, tracker.figure_policy = models, figures
-    tracker.experiment_id = experiment_id
-    tracker.artifact_uri = artifact_uri
+    tracker.experiment_id = opened[1]
+    tracker.artifact_uri = opened[2]
     tracker.defer = True  # scalar metrics go out when the run ends, the objective first (Tracker.flush)
     agent.job_started(uri)  # a sweep's tracking process may do its work ahead now, while this job works
-    log.info("MLflow run %s%s in experiment %r at %s", run_id, " (resumed)" if resumed else "",
-             cfg.logger.experiment_name, uri)
     status, error = "FAILED", None
     try:
         with _sigterm_raises():
@@ -310,6 +321,12 @@ def tracked_run(cfg: DictConfig, output_dir: Path, description: str | None = Non
             _log_traceback(tracker)
         raise
     finally:
+        try:
+            with store_errors_named(uri):
+                run_id = tracker.run_id  # at the latest here: the run is open, or its error is raised (no run to end)
+        except BaseException:
+            restore_uri_env(env_uri)
+            raise
         flush_error = None
         try:
             tracker.flush(first=[str(cfg.task.objective.metric), "objective"])
@@ -356,6 +373,8 @@ def open_run(uri: str, store_dir: str, experiment_name: str, description: str | 
         run = mlflow.start_run(run_id=resume_run_id, tags=tags)
     else:
         run = mlflow.start_run(experiment_id=experiment_id, tags=tags, run_name=name)
+    log.info("MLflow run %s%s in experiment %r at %s", run.info.run_id, " (resumed)" if resume_run_id else "",
+             experiment_name, uri)
     return run.info.run_id, experiment_id, run.info.artifact_uri, params, bool(resume_run_id)
 
 
@@ -488,6 +507,8 @@ def _process_alive(pid: int) -> bool:
 
 
 def _log_traceback(tracker: Tracker) -> None:
+    if agent.failed(tracker._run_id):  # the run could not be opened: nothing to log it into
+        return
     try:
         tracker.log_text(traceback.format_exc(), "error/traceback.txt")
     except Exception:  # the store itself may be what failed; never hide the original error

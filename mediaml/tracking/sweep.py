@@ -331,7 +331,10 @@ def load_study(config: DictConfig):
 
 def recover_finished_trials(client, parent_id: str, experiment_id: str, config: DictConfig) -> list[int]:
     """A trial left RUNNING whose job's run ended FINISHED with its objective (the sweep was killed between
-    the two): tell the study that value, so the rerun neither loses nor repeats it."""
+    the two): tell the study that value, so the rerun neither loses nor repeats it. Only a run started after its
+    trial: the same sweep rerun on a new study (another `hydra.sweeper.storage`, the same MLflow store) has old
+    runs with the same job numbers, and its own first trial may be running already (its run opens in the
+    tracking process while this parent is found)."""
     import optuna
 
     study = load_study(config)
@@ -343,7 +346,8 @@ def recover_finished_trials(client, parent_id: str, experiment_id: str, config: 
     told = []
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         run = kids.get(str(t.number))
-        if run is not None:
+        started = t.datetime_start.timestamp() * 1000 if t.datetime_start else float("inf")
+        if run is not None and run.info.start_time >= started - 1:
             study.tell(t.number, float(run.data.metrics[metric]))
             told.append(t.number)
     if told:

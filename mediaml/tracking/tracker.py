@@ -28,6 +28,8 @@ def _to_store(method):
         from mediaml.tracking.store import store_errors_named
 
         with store_errors_named(self.tracking_uri or "the MLflow tracking store"):
+            if agent.failed(self._run_id):  # the run could not be opened (in the tracking process): its error
+                agent.resolve(self._run_id)
             return method(self, *args, **kwargs)
 
     return wrapper
@@ -37,11 +39,34 @@ def _to_store(method):
 _MAX_PARAM_LEN = 6000
 
 
+class _OpeningRun:
+    """A Tracker attribute of its run (id, experiment, artifact root) that is first a mediaml.tracking.agent.Later
+    in a sweep with a tracking process: the run opens there while the job starts its work. The Tracker's calls
+    pass it on as it is (`_<name>`); reading it waits for the value."""
+
+    def __set_name__(self, owner, name: str) -> None:
+        self.slot = f"_{name}"
+
+    def __get__(self, tracker, owner=None):
+        if tracker is None:
+            return self
+        value = agent.resolve(getattr(tracker, self.slot))
+        setattr(tracker, self.slot, value)
+        return value
+
+    def __set__(self, tracker, value) -> None:
+        setattr(tracker, self.slot, value)
+
+
 class Tracker:
     """Log params, metrics, files, figures, tables, confusion matrices and models for one run.
 
     `run_id` is None when tracking is off (logger=none): files are still written to `output_dir`.
     """
+
+    run_id = _OpeningRun()
+    experiment_id = _OpeningRun()
+    artifact_uri = _OpeningRun()
 
     def __init__(self, output_dir: str | Path, run_id: str | None = None, tracking_uri: str | None = None,
                  experiment_name: str | None = None):
@@ -52,8 +77,8 @@ class Tracker:
         self.artifact_dir = self.output_dir / "artifacts"
         self.artifact_dir.mkdir(parents=True, exist_ok=True)
         self.run_id = run_id
-        self.experiment_id: str | None = None  # set by the run's lifecycle, for the run's page in the UI
-        self.artifact_uri: str | None = None  # the run's artifact root (set by the lifecycle): local ones get links
+        self.experiment_id = None  # set by the run's lifecycle, for the run's page in the UI
+        self.artifact_uri = None  # the run's artifact root (set by the lifecycle): local ones get links
         self.metrics: dict[str, float] = {}
         # Set by the run's lifecycle: scalar metrics (no step) are sent when the run ends, the objective
         # first, so MLflow's compare view and run table lead with the result, not with data/* counts.
@@ -67,7 +92,7 @@ class Tracker:
 
     @property
     def active(self) -> bool:
-        return self.run_id is not None
+        return self._run_id is not None
 
     # -- scalars -----------------------------------------------------------------------------
     # Each call to the store is a module-level function below, run by mediaml.tracking.agent: here, or in the
@@ -77,7 +102,7 @@ class Tracker:
         if not self.active:
             return
         clean = {k: _param_value(v) for k, v in params.items()}
-        agent.send(self.tracking_uri, _log_params, self.tracking_uri, self.run_id, clean)
+        agent.send(self.tracking_uri, _log_params, self.tracking_uri, self._run_id, clean)
 
     @_to_store
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
@@ -87,7 +112,7 @@ class Tracker:
             if step is None and self.defer:
                 self._pending.update(clean)
                 return
-            agent.send(self.tracking_uri, _log_metrics, self.tracking_uri, self.run_id, list(clean.items()), step,
+            agent.send(self.tracking_uri, _log_metrics, self.tracking_uri, self._run_id, list(clean.items()), step,
                        int(time.time() * 1000))
 
     @_to_store
@@ -99,13 +124,13 @@ class Tracker:
         keys = [k for k in first if k in self._pending] + [k for k in self._pending if k not in first]
         items = [(k, self._pending[k]) for k in keys]
         self._pending.clear()
-        agent.call_after_errors(self.tracking_uri, _log_metrics, self.tracking_uri, self.run_id, items, None,
+        agent.call_after_errors(self.tracking_uri, _log_metrics, self.tracking_uri, self._run_id, items, None,
                                 int(time.time() * 1000))
 
     @_to_store
     def set_tags(self, tags: dict[str, Any]) -> None:
         if self.active:  # this tracker's run, whichever run the fluent API has active
-            agent.send(self.tracking_uri, _set_tags, self.tracking_uri, self.run_id,
+            agent.send(self.tracking_uri, _set_tags, self.tracking_uri, self._run_id,
                        {k: str(v) for k, v in tags.items()})
 
     @_to_store
@@ -113,7 +138,7 @@ class Tracker:
         """The data set the run reads, shown in MLflow's Datasets column: a file or folder, or the code that
         generates a synthetic one."""
         if self.active:
-            agent.send(self.tracking_uri, _log_input, self.tracking_uri, self.run_id, name, digest,
+            agent.send(self.tracking_uri, _log_input, self.tracking_uri, self._run_id, name, digest,
                        None if source is None else str(Path(source).resolve()), generator)
 
     # -- files -------------------------------------------------------------------------------
@@ -129,7 +154,7 @@ class Tracker:
         folder on the same disk (the project's sqlite store, a local file store) the file is hard-linked, not
         copied: written once, seen in both the job folder and the run (a checkpoint is not stored twice)."""
         if self.active:
-            agent.send(self.tracking_uri, _log_artifact, self.tracking_uri, self.run_id, self.artifact_uri,
+            agent.send(self.tracking_uri, _log_artifact, self.tracking_uri, self._run_id, self._artifact_uri,
                        str(local_path), artifact_path)
 
     def _logged(self, name: str) -> Path:
@@ -244,7 +269,7 @@ class Tracker:
             return None
         reqs = list(pip_requirements) if pip_requirements is not None else None
         if self.active and self.model_policy == "all":
-            stored = agent.call(self.tracking_uri, _log_model_now, self.tracking_uri, model, name, self.run_id,
+            stored = agent.call(self.tracking_uri, _log_model_now, self.tracking_uri, model, name, self._run_id,
                                 input_example, predict_fn, reqs)
             # Written once: into a store on this disk, the job folder links to the logged model's files (an
             # MLflow model folder: mlflow.sklearn.load_model(<job>/artifacts/<name>)), else keeps a joblib copy.

