@@ -107,3 +107,18 @@ class KillsTrackingProcessTask(Task):
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
         return {"cv/acc_mean": 0.5}
+
+
+class BreaksTheStoreTask(Task):
+    """With seed 0, once its run is open, leaves the sqlite store's lock path a folder, then returns: the store
+    can no longer be opened, the next job's run cannot open."""
+
+    def run(self, tracker):
+        from pathlib import Path
+
+        assert tracker.run_id  # waits for the run's opening in a sweep's tracking process
+        if int(self.cfg.seed) == 0:
+            lock = Path(os.environ["MLFLOW_TRACKING_URI"][len("sqlite:///"):] + ".lock")
+            lock.unlink(missing_ok=True)
+            lock.mkdir()
+        return {"cv/acc_mean": 0.5}

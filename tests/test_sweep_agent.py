@@ -114,6 +114,26 @@ def test_an_error_of_a_call_not_waited_for_fails_that_job_and_names_the_file(tmp
 
 
 @pytest.mark.slow  # long: CI runs it with -m slow
+@pytest.mark.parametrize("where", ["auto", "false"])
+def test_a_run_that_cannot_open_fails_its_job_naming_the_store_and_nothing_after_it(tmp_path, where):
+    """The first job leaves the store unopenable; the second job's run cannot open: through the tracking process
+    its job starts anyway (its run opens meanwhile) and fails with the store's error (at its first tracking call
+    after the opening failed, at the latest at its end), as it fails before its work without one. Nothing of it is
+    logged, nothing is left RUNNING, and no error of a call that needed its run is reported besides."""
+    proc = train(tmp_path, "-m", "seed=0,1", "task._target_=fake_tasks.BreaksTheStoreTask", "logger.log_model=false",
+                 f"logger.agent={where}")
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert f"tracking store sqlite:///{tmp_path}/mlflow.db" in output and "mlflow.db.lock" in output, output[-3000:]
+    assert "could not" not in output and "earlier call that failed" not in output  # one error, not a cascade
+    (tmp_path / "mlflow.db.lock").rmdir()
+    client, runs = store(tmp_path)
+    jobs = [r for r in runs if r.data.tags.get("mediaml.role") != "sweep"]
+    assert [(r.data.tags["sweep.job_num"], r.info.status) for r in jobs] == [("0", "FINISHED")]
+    assert "seed" in jobs[0].data.params
+
+
+@pytest.mark.slow  # long: CI runs it with -m slow
 def test_a_tracking_process_that_dies_is_named_and_the_sweep_does_not_hang(tmp_path):
     proc = train(tmp_path, "-m", "seed=0", "task._target_=fake_tasks.KillsTrackingProcessTask",
                  "logger.log_model=false")
