@@ -12,7 +12,7 @@ function here does nothing.
     report(value, step)                       # raises optuna.TrialPruned when the pruner says stop
     mediaml.training.optuna_pruning(monitor)  # the same as a Lightning callback (callbacks.optuna_pruning)
 
-In a DDP job only rank 0 talks to the study (mediaml.tracking.run.distributed_rank): `current_trial()` is None on
+In a DDP job only rank 0 talks to the study (mediaml.ranks.distributed_rank): `current_trial()` is None on
 the other ranks, so `report`, `tell_result` and `tell_pruned` do nothing there, while `pruner_enabled()` is true
 on every rank of a trial (the Lightning callback runs on all ranks and follows rank 0's decision).
 
@@ -57,7 +57,7 @@ def in_trial() -> bool:
 
 def current_trial():
     """This job's `optuna.Trial`, or None outside an Optuna sweep with a storage and on DDP ranks other than 0."""
-    from mediaml.tracking.run import distributed_rank
+    from mediaml.ranks import distributed_rank
 
     if not in_trial() or distributed_rank() != 0:
         return None

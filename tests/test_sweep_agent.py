@@ -166,7 +166,11 @@ def test_the_tracking_process_is_for_tracked_sweeps_on_the_basic_launcher():
         agent.wanted(settings(agent="sometimes"))
 
 
-def test_started_ahead_only_for_a_command_line_that_will_use_it():
+def test_started_ahead_only_for_a_command_line_that_will_use_it(monkeypatch):
+    with monkeypatch.context() as m:
+        m.setenv("LOCAL_RANK", "1")  # a distributed rank other than 0 tracks nothing
+        agent.start_ahead(["train.py", "-m", "hparams_search=genre_optuna"])
+        assert agent._ahead is None
     for argv in (["train.py"], ["train.py", "-m", "logger=none"], ["train.py", "-m", "logger.agent=false"],
                  ["train.py", "-m", "hydra/launcher=joblib"], ["train.py", "seed=1"]):
         agent.start_ahead(argv)

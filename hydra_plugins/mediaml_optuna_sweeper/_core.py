@@ -59,7 +59,7 @@ DONE = (TrialState.COMPLETE, TrialState.PRUNED)
 
 def run_sweep(sweeper: OptunaSweeper, arguments: list[str]) -> list[Sequence[JobReturn]]:
     assert sweeper.hydra_context is not None and sweeper.config is not None
-    from mediaml.tracking.run import distributed_rank
+    from mediaml.ranks import distributed_rank
 
     if distributed_rank() != 0:
         raise HydraException(

@@ -184,8 +184,9 @@ def start_ahead(argv: list[str]) -> None:
                                                        for a in args)
     if not multirun or _ahead is not None or _agent is not None:
         return
-    # a distributed rank other than 0 (mediaml.tracking.run.distributed_rank) tracks nothing
-    if any(os.environ.get(v, "").strip() not in ("", "0") for v in ("RANK", "SLURM_PROCID", "LOCAL_RANK", "NODE_RANK")):
+    from mediaml.ranks import distributed_rank
+
+    if distributed_rank() != 0:  # a distributed rank other than 0 tracks nothing
         return
     if any(a in ("logger=none", "logger.enabled=false", "logger.agent=false") or a.startswith("hydra/launcher=")
            for a in args):

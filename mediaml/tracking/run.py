@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mediaml.config import PROJECT_ROOT, flatten
 from mediaml.errors import ConfigError
+from mediaml.ranks import distributed_rank  # noqa: F401 - also imported from here
 from mediaml.threads import resolve as resolve_threads
 from mediaml.tracking import agent
 from mediaml.tracking.store import ensure_experiment, resolve_tracking_uri, restore_uri_env, store_errors_named
@@ -204,17 +205,6 @@ def identity_of(params: dict, cfg: DictConfig) -> str:
     spec = {k: v for k, v in params.items() if k.startswith(IDENTITY_PREFIXES) and k not in ignore}
     spec.update({"task.name": cfg.task.name, "seed": cfg.get("seed")})
     return hashlib.sha1(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:12]
-
-
-def distributed_rank() -> int:
-    """This process's rank in a distributed job; 0 outside one. RANK (torchrun, Lightning's ranks), SLURM_PROCID
-    (srun's tasks: Lightning's SLURMEnvironment), then LOCAL_RANK and NODE_RANK (Lightning's launcher run on
-    each node by hand): only the process where all are 0 (or unset) tracks the job."""
-    for var in ("RANK", "SLURM_PROCID", "LOCAL_RANK", "NODE_RANK"):
-        value = os.environ.get(var, "").strip()
-        if value and value != "0":
-            return int(value)
-    return 0
 
 
 def policy(cfg: DictConfig, key: str) -> str:

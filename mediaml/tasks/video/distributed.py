@@ -19,7 +19,7 @@
   SLURMEnvironment); nothing is launched here. Give every rank the same ``hydra.run.dir``
   (conf/trainer/ddp_multinode.yaml).
 
-Only rank 0 opens the MLflow run (mediaml.tracking.run.distributed_rank) and talks to an Optuna trial
+Only rank 0 opens the MLflow run (mediaml.ranks.distributed_rank) and talks to an Optuna trial
 (mediaml.pruning); the objective a sweeper gets is rank 0's.
 """
 from __future__ import annotations

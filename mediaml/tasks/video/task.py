@@ -41,7 +41,7 @@ quiet.dedupe()  # Lightning's own console handler printed each of its lines a se
 log = logging.getLogger(__name__)
 
 def _rank() -> int:
-    from mediaml.tracking.run import distributed_rank
+    from mediaml.ranks import distributed_rank
 
     return distributed_rank()
 
