@@ -470,7 +470,8 @@ def serve(conn: Connection) -> None:
         n, uri, fn, args, kwargs, after_errors, keep = msg
         result, error = None, None
         try:
-            args, kwargs = _filled(args, answers), {k: _filled((v,), answers)[0] for k, v in kwargs.items()}
+            args = tuple(_filled(a, answers) for a in args)
+            kwargs = {k: _filled(v, answers) for k, v in kwargs.items()}
         except _NotOpened as e:
             if not n:  # a call sent for what could not be made (a run not opened): that failure is reported
                 continue
@@ -498,18 +499,13 @@ class _NotOpened(Exception):
     pass
 
 
-def _filled(args: tuple, answers: dict) -> tuple:
-    """`args` with each Later replaced by the result it stands for (_NotOpened if that call failed)."""
-    if not any(isinstance(a, Later) for a in args):
-        return args
-    out = []
-    for a in args:
-        if isinstance(a, Later):
-            if a.n not in answers:
-                raise _NotOpened(f"it needs the result of an earlier call that failed ({a!r})")
-            a = answers[a.n] if a.index is None else answers[a.n][a.index]
-        out.append(a)
-    return tuple(out)
+def _filled(value, answers: dict):
+    """`value`, or for a Later the result it stands for (_NotOpened if that call failed)."""
+    if not isinstance(value, Later):
+        return value
+    if value.n not in answers:
+        raise _NotOpened(f"it needs the result of an earlier call that failed ({value!r})")
+    return answers[value.n] if value.index is None else answers[value.n][value.index]
 
 
 _in_agent = False
